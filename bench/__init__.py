@@ -1,0 +1,1 @@
+"""`make bench`: throughput and latency of the real stack, written to docs/benchmarks.md."""

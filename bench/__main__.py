@@ -1,0 +1,52 @@
+"""Run the benchmarks and write docs/benchmarks.md (`make bench`, or `python -m bench ingest`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from bench.environment import ROOT, bench_settings, machine, postgres_version
+from bench.ingest import bench_ingest
+from bench.live import bench_live
+from bench.projection import bench_projection
+from bench.report import render
+
+RESULTS = ROOT / "bench-results" / "latest.json"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("only", nargs="*", help="subset: ingest, projection, live")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each run")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--events", type=int, default=100_000, help="events to rebuild")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    wanted = set(args.only) or {"ingest", "projection", "live"}
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    with bench_settings() as settings:
+        results["machine"] = machine() | {
+            "postgres": asyncio.run(postgres_version(settings.require_database_url)),
+            "database": "embedded" if "host=/" in settings.require_database_url else "external",
+        }
+        if "ingest" in wanted:
+            print("ingest ...", flush=True)
+            results["ingest"] = bench_ingest(settings, args.seconds, args.workers)
+        if "projection" in wanted:
+            print("projection ...", flush=True)
+            results["projection"] = bench_projection(settings, args.events)
+        if "live" in wanted:
+            print("live ...", flush=True)
+            results["live"] = bench_live(settings, args.workers)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    (ROOT / "docs" / "benchmarks.md").write_text(render(results))
+    print("wrote docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

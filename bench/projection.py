@@ -1,0 +1,172 @@
+"""REBUILD throughput beside a raw read of the same rows; ingest-to-queryable latency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.environment import env_for, free_port, percentile, process
+from bench.ingest import APPEND, encoded_bodies, event_stream
+from server.cli import create_key
+from server.core.envelope import ActorRef, EventEnvelope, SourceRef
+from server.core.validation import validate_envelope
+from server.settings import Settings
+from server.store.database import create_pool
+from server.store.event_log import EVENT_COLUMNS, PostgresEventLog
+
+
+def _envelope(e: dict[str, Any]) -> EventEnvelope:
+    return EventEnvelope(
+        e["eventId"], e["traceId"], e["traceSeq"], e["eventType"], e["occurredAt"],
+        SourceRef("bench-agent", "bench", None), ActorRef("agent", "revenue-agent-7"),
+        e["idempotencyKey"], e["payload"], None, None, 1, ("bench",),
+    )  # fmt: skip
+
+
+async def seed(settings: Settings, tenant: str, count: int) -> None:
+    """`count` events through the append path (validated, positioned), not over HTTP."""
+    pool = await create_pool(settings.require_database_url, size=2, application_name="bench")
+    try:
+        log = PostgresEventLog(pool)
+        stream = event_stream(tenant)
+        for _ in range(count // 1000):
+            batch = [validate_envelope(_envelope(next(stream))) for _ in range(1000)]
+            await log.append(tenant, batch, "2026-11-21T00:00:00.000000Z")
+    finally:
+        await pool.close()
+
+
+async def raw_read(dsn: str, tenant: str) -> float:
+    """Rows/s of a plain ordered read of the tenant's log with asyncpg (no decoding)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        started, rows = time.perf_counter(), 0
+        async with conn.transaction():
+            query = (
+                f"SELECT {EVENT_COLUMNS} FROM dg_event_log WHERE tenant_id = $1 ORDER BY log_seq"
+            )
+            async for _ in conn.cursor(query, tenant, prefetch=5000):
+                rows += 1
+        return rows / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+async def _gql(
+    http: httpx.AsyncClient, token: str, tenant: str, query: str, variables: Any = None
+) -> Any:
+    response = await http.post(
+        "/graphql", json={"query": query, "variables": variables or {}},
+        headers={"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant},
+    )  # fmt: skip
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+async def rebuild(url: str, token: str, tenant: str, count: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        health = "query($n: Long!) { projectionHealth(atLeast: $n) { projectedTo } }"
+        deadline = time.monotonic() + 600
+        while True:  # the worker's sweep catches the seeded tenant up first
+            try:
+                await _gql(http, token, tenant, health, {"n": count})
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+        data = await _gql(
+            http,
+            token,
+            tenant,
+            """mutation { requestReplay(projection: ALL,
+            mode: REBUILD, reason: "benchmark") { replay { replayId } } }""",
+        )
+        replay_id = data["requestReplay"]["replay"]["replayId"]
+        status = """query($id: String!) { replay(replayId: $id) { status startedAt finishedAt
+                    processedEvents } }"""
+        while True:
+            state = (await _gql(http, token, tenant, status, {"id": replay_id}))["replay"]
+            if state["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                break
+            await asyncio.sleep(0.1)
+    assert state["status"] == "COMPLETED", state
+    from datetime import datetime
+
+    seconds = (datetime.fromisoformat(state["finishedAt"]) -
+               datetime.fromisoformat(state["startedAt"])).total_seconds()  # fmt: skip
+    return {"events": state["processedEvents"], "seconds": round(seconds, 2),
+            "events_per_s": round(state["processedEvents"] / seconds)}  # fmt: skip
+
+
+async def queryable_latency(url: str, token: str, probes: int, writers: int) -> dict[str, Any]:
+    """Append one event and time until a read with atLeast sees it, under steady ingest."""
+    tenant = f"lat-{uuid.uuid4().hex[:6]}"
+    stop = asyncio.Event()
+    written = {"events": 0}
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+
+        async def writer(i: int) -> None:
+            bodies = encoded_bodies(f"w{i}-{tenant}", 20, 2000)
+            headers = {"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant,
+                       "Content-Type": "application/json"}  # fmt: skip
+            for body in bodies:
+                if stop.is_set():
+                    return
+                await http.post("/graphql", content=body, headers=headers)
+                written["events"] += 20
+
+        load = [asyncio.create_task(writer(i)) for i in range(writers)]
+        await asyncio.sleep(1.0)
+        stream = event_stream(f"probe-{tenant}")
+        latencies: list[float] = []
+        started = time.perf_counter()
+        for _ in range(probes):
+            events = [next(stream) for _ in range(10)]
+            began = time.perf_counter()
+            data = await _gql(http, token, tenant, APPEND, {"events": events})
+            position = data["appendEvents"]["events"][-1]["logSeq"]
+            await _gql(
+                http,
+                token,
+                tenant,
+                """query($n: Long!) { projectionHealth(atLeast: $n)
+                       { projectedTo } }""",
+                {"n": position},
+            )
+            latencies.append((time.perf_counter() - began) * 1000)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await asyncio.gather(*load)
+    return {"probes": probes, "writers": writers,
+            "background_events_per_s": round(written["events"] / (elapsed + 1.0)),
+            "p50_ms": round(percentile(latencies, 50), 1),
+            "p99_ms": round(percentile(latencies, 99), 1)}  # fmt: skip
+
+
+def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    token = asyncio.run(create_key(settings, "bench", ["*"], ["admin"]))
+    tenant = f"rebuild-{uuid.uuid4().hex[:6]}"
+    print(f"  seeding {events} events ...", flush=True)
+    asyncio.run(seed(settings, tenant, events))
+    raw = asyncio.run(raw_read(settings.require_database_url, tenant))
+    print(f"  raw read: {raw:.0f} rows/s", flush=True)
+    env = env_for(settings, DG_HTTP_PORT=str(port), DG_READ_WAIT_SECONDS="600")
+    with process(["serve"], env, ready_url=f"{url}/healthz"), process(["worker"], env):
+        rebuilt = asyncio.run(rebuild(url, token, tenant, events))
+        print(f"  rebuild: {rebuilt['events_per_s']} ev/s", flush=True)
+        latency = asyncio.run(queryable_latency(url, token, probes=100, writers=4))
+        print(
+            f"  ingest -> queryable: p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms",
+            flush=True,
+        )
+    return {"raw_read_rows_per_s": round(raw), "rebuild": rebuilt, "queryable": latency,
+            "share": round(rebuilt["events_per_s"] / raw * 100, 1)}  # fmt: skip

@@ -1,0 +1,1 @@
+"""DecisionGraph client-side packages (the server lives in `server`)."""

@@ -1,0 +1,1 @@
+"""Runnable examples of the SDK against a running platform."""

@@ -1,0 +1,1 @@
+"""arq worker settings and thin job functions over server.service."""

@@ -1,0 +1,71 @@
+"""What a worker process holds: its pool, adapters and announcer, built once at startup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from arq.connections import ArqRedis
+
+from server.pubsub.announcer import RedisAnnouncer
+from server.pubsub.channels import Channels
+from server.pubsub.queue import JobQueue
+from server.service.clock import SystemClock
+from server.service.workflows import Deps as WorkflowDeps
+from server.settings import Settings
+from server.store.audit import PostgresAudit
+from server.store.database import create_pool
+from server.store.event_log import PostgresEventLog
+from server.store.projections import PostgresProjections
+from server.store.replays import PostgresReplays
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+    pool: asyncpg.Pool
+    log: PostgresEventLog
+    projections: PostgresProjections
+    replays: PostgresReplays
+    audit: PostgresAudit
+    jobs: JobQueue
+    announcer: RedisAnnouncer
+    redis: ArqRedis
+
+    @property
+    def workflow_deps(self) -> WorkflowDeps:
+        return WorkflowDeps(
+            log=self.log,
+            projections=self.projections,
+            workflows=self.projections.workflows,
+            publisher=self.announcer,
+            clock=SystemClock(),
+            limits=self.settings.limits,
+        )
+
+    @classmethod
+    async def open(cls, settings: Settings, redis: ArqRedis) -> WorkerRuntime:
+        pool = await create_pool(
+            settings.require_database_url,
+            size=max(settings.db_pool_size, 8),
+            application_name="decisiongraph-worker",
+        )
+        channels = Channels(settings.namespace)
+        # The worker announces progress but never enqueues catch-ups for itself.
+        announcer = RedisAnnouncer(redis, channels)
+        announcer.start()
+        return cls(
+            settings=settings,
+            pool=pool,
+            log=PostgresEventLog(pool),
+            projections=PostgresProjections(pool, settings.projection_batch_size),
+            replays=PostgresReplays(pool),
+            audit=PostgresAudit(pool),
+            jobs=JobQueue(redis, channels),
+            announcer=announcer,
+            redis=redis,
+        )
+
+    async def close(self) -> None:
+        await self.announcer.stop()
+        await self.pool.close()

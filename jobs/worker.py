@@ -1,0 +1,179 @@
+"""The arq worker: catch-up and replay jobs, and a sweep that needs no job at all.
+
+Appends enqueue `catch_up:<tenant>` (one pending job per tenant). Independently, every
+worker sweeps once per DG_SWEEP_INTERVAL: it fires due SLA timers (escalations and deadline
+warnings, each exactly once), catches up any tenant whose projections lag its log (so
+nothing stays stale after a restart, a crash, or a lost notice) and resumes replay runs
+that no live worker holds. Advisory locks make all of it safe to run on
+several workers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any, Final
+
+from arq import func
+from arq.worker import Worker
+from redis.exceptions import RedisError
+
+from jobs.runtime import WorkerRuntime
+from server.pubsub.channels import Channels
+from server.pubsub.connection import redis_client
+from server.pubsub.queue import CATCH_UP, HEALTH_CHECK_SUFFIX, RUN_REPLAY
+from server.service import projection, replay, workflows
+from server.settings import Settings
+
+_log = logging.getLogger("decisiongraph.worker")
+
+ORPHAN_AFTER_SECONDS: Final = 3.0
+RESTART_MIN: Final = 0.5
+RESTART_MAX: Final = 5.0
+SWEEP_BUDGET_SECONDS: Final = 2.0
+
+
+async def catch_up(ctx: dict[str, Any], tenant_id: str) -> int:
+    runtime: WorkerRuntime = ctx["runtime"]
+    result = await projection.catch_up(runtime.projections, runtime.announcer, tenant_id)
+    if result.failure is not None:
+        _log.warning(
+            "projection of %s stopped at log_seq %s: %s",
+            tenant_id,
+            result.failure.event.log_seq,
+            result.failure.error,
+        )
+    return result.applied
+
+
+async def run_replay(ctx: dict[str, Any], replay_id: str) -> str | None:
+    runtime: WorkerRuntime = ctx["runtime"]
+    record = await replay.run_replay(
+        runtime.replays, runtime.projections, runtime.log, runtime.announcer, replay_id
+    )
+    return record.status if record else None
+
+
+async def sweep_once(runtime: WorkerRuntime) -> None:
+    try:
+        await workflows.run_timers(runtime.workflow_deps)
+    except Exception:
+        _log.exception("SLA timers failed; retrying at the next sweep")
+    for tenant_id, _ in await runtime.projections.lagging_tenants():
+        await projection.catch_up(
+            runtime.projections, runtime.announcer, tenant_id, budget_seconds=SWEEP_BUDGET_SECONDS
+        )
+    for orphan in await runtime.replays.claim_orphans(ORPHAN_AFTER_SECONDS):
+        _log.info("resuming replay %s (attempt %s)", orphan.replay_id, orphan.attempts)
+        await runtime.jobs.replay(orphan.replay_id, orphan.attempts)
+
+
+async def _sweep_forever(runtime: WorkerRuntime) -> None:
+    while True:
+        try:
+            await sweep_once(runtime)
+        except Exception:
+            _log.exception("sweep failed; retrying at the next interval")
+        await asyncio.sleep(runtime.settings.sweep_interval)
+
+
+class DecisionGraphWorker(Worker):
+    """arq's Worker with a shutdown that survives jobs cancelled mid-flight.
+
+    arq 0.28 gathers the cancelled job tasks without `return_exceptions`, so stopping a
+    worker during a job raised CancelledError out of `close()`, and it closed the Redis
+    pool while the cancelled poll loop still used it. Interrupted work is safe to drop:
+    catch-up is idempotent and the sweep resumes orphaned replays. The pool belongs to the
+    process (`serve`), which outlives any one job loop.
+    """
+
+    async def close(self) -> None:
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        # Let the cancelled poll loop unwind before anything else uses the pool. A Redis
+        # command in flight can swallow one cancellation, so ask until it is really done.
+        main = self.main_task
+        if main is not None and main is not asyncio.current_task():
+            for _ in range(100):
+                if main.done():
+                    break
+                main.cancel()
+                await asyncio.wait([main], timeout=0.1)
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        with contextlib.suppress(RedisError, OSError):
+            await self.pool.delete(self.health_check_key)
+        self._pool = None
+
+
+def build_worker(
+    settings: Settings, runtime: WorkerRuntime, *, burst: bool = False
+) -> DecisionGraphWorker:
+    channels = Channels(settings.namespace)
+    return DecisionGraphWorker(
+        functions=[
+            func(catch_up, name=CATCH_UP, timeout=120, keep_result=0, max_tries=3),
+            func(run_replay, name=RUN_REPLAY, timeout=6 * 3600, keep_result=0, max_tries=3),
+        ],
+        redis_pool=runtime.redis,
+        queue_name=channels.queue,
+        health_check_key=channels.queue + HEALTH_CHECK_SUFFIX,
+        health_check_interval=5,
+        poll_delay=settings.worker_poll_delay,
+        max_jobs=16,
+        keep_result=0,
+        burst=burst,
+        handle_signals=False,
+        ctx={"settings": settings, "runtime": runtime},
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """A worker process until `stop` is set.
+
+    The sweep needs only PostgreSQL and runs throughout, so projections keep catching up
+    while Redis is down. arq's job loop needs Redis; when it fails (an outage, a restart)
+    it is started again with backoff instead of taking the process down.
+    """
+    redis = redis_client(settings.require_redis_url)
+    runtime = await WorkerRuntime.open(settings, redis)
+    sweeper = asyncio.create_task(_sweep_forever(runtime), name="dg-sweep")
+    pause = RESTART_MIN
+    try:
+        while not stop.is_set():
+            worker = build_worker(settings, runtime)
+            began = time.monotonic()
+            jobs = asyncio.create_task(worker.async_run(), name="dg-jobs")
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({jobs, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            failure = jobs.exception() if jobs.done() and not jobs.cancelled() else None
+            await worker.close()
+            if stop.is_set():
+                break
+            if time.monotonic() - began > RESTART_MAX * 2:
+                pause = RESTART_MIN  # it ran fine for a while: this is a new incident
+            _log.warning("job loop stopped (%s); restarting in %.1f s", failure, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RESTART_MAX)
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await runtime.close()
+        await redis.aclose()
+
+
+def run(settings: Settings) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())

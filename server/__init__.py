@@ -1,0 +1,1 @@
+"""DecisionGraph server: a pure core under thin adapters."""

@@ -1,0 +1,154 @@
+"""The three JSON encodings of spec/semantics.md §3 and the payload hash.
+
+C1 (hash input), C2 (stored text) and C3 (digest input) differ in separators and in
+whether non-ASCII is escaped; conflating them breaks byte parity with the reference.
+This is deliberately NOT RFC 8785: keys sort by code point and integers are unbounded.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from json.encoder import encode_basestring_ascii as _ascii_string
+from typing import Any, Final
+
+import msgspec
+
+from server.core.errors import FloatFoundError
+
+HASH_PREFIX = "sha256:"
+
+_c1 = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_c2 = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+_c3 = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_tags = json.JSONEncoder(ensure_ascii=False)
+
+
+def find_float(value: Any, path: str = "$") -> None:
+    """Raise FloatFoundError at the first float, dicts in insertion order, lists by index."""
+    if isinstance(value, float):
+        raise FloatFoundError(path, value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            find_float(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            find_float(item, f"{path}[{index}]")
+
+
+def canonical_json(payload: Any) -> str:
+    """C1: sorted keys, no whitespace, raw UTF-8; floats are refused first."""
+    text = encode_c1(payload)
+    if has_float_token(text):
+        find_float(payload)  # raises, with the float's path
+    return text
+
+
+# Python's encoder writes every float with '.', 'e', 'NaN' or 'Infinity' and never an int
+# that way, so the number tokens of the text (strings skipped) tell whether the value
+# held a float: one scan instead of a recursive walk of the value.
+_TOKENS: Final = re.compile(r'"(?:[^"\\]|\\.)*"|-?(?:[0-9][-+0-9.eE]*|Infinity)|NaN')
+
+
+class _FloatSeen(Exception):
+    pass
+
+
+def _refuse_float(_: str) -> Any:
+    raise _FloatSeen
+
+
+# msgspec parses the text at C speed and hands every float token to the hook (integers of
+# any size stay integers); ten times cheaper than the token scan, which remains the exact
+# answer for what msgspec will not parse (NaN, Infinity, lone surrogates).
+_float_probe: Final = msgspec.json.Decoder(float_hook=_refuse_float)
+
+
+def has_float_token(text: str) -> bool:
+    """Whether JSON text written by Python's encoder contains a float."""
+    if not any(marker in text for marker in ".eENI"):
+        return False
+    try:
+        _float_probe.decode(text)
+    except _FloatSeen:
+        return True
+    except (msgspec.DecodeError, UnicodeError):
+        return _scan_float_tokens(text)
+    return False
+
+
+def _scan_float_tokens(text: str) -> bool:
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token[0] != '"' and (token[-1] in "Nny" or any(c in token for c in ".eE")):
+            return True  # NaN / Infinity / -Infinity end in N, y; a float has . e or E
+    return False
+
+
+def c3_string(value: str | None) -> str:
+    """One string (or null) exactly as C3 writes it."""
+    return "null" if value is None else _ascii_string(value)
+
+
+def encode_c1(payload: Any) -> str:
+    """C1 text as is: the caller is responsible for refusing floats."""
+    return _c1.encode(payload)
+
+
+def sha256_hex(text: str) -> str:
+    return HASH_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def payload_hash(payload: Any) -> str:
+    """`sha256:` + hex SHA-256 of the UTF-8 bytes of C1(payload)."""
+    return sha256_hex(canonical_json(payload))
+
+
+# msgspec writes C1 byte for byte for JSON-decoded values (same escapes, same code-point
+# key order, no whitespace) several times faster than the stdlib; anything it would
+# write differently either fails to encode or fails to match, and then the exact path
+# decides. A match cannot be a false one: equal hashes mean equal bytes.
+_sorted_compact: Final = msgspec.json.Encoder(order="sorted")
+
+
+def payload_hash_mismatch(payload: Any, expected: str) -> str | None:
+    """None when C1(payload) hashes to `expected`, else the hash it does have."""
+    try:
+        quick = _sorted_compact.encode(payload)
+    except (TypeError, ValueError, OverflowError):
+        quick = b""
+    if (
+        quick
+        and HASH_PREFIX + hashlib.sha256(quick).hexdigest() == expected
+        and not has_float_token(quick.decode("utf-8"))
+    ):
+        return None
+    actual = payload_hash(payload)  # the definition itself (refuses floats)
+    return None if actual == expected else actual
+
+
+def stored_payload_json(payload: Any) -> str:
+    """C2 for payloads: sorted keys, default `, ` and `: ` separators, raw UTF-8."""
+    return _c2.encode(payload)
+
+
+@functools.lru_cache(maxsize=4096)
+def stored_tags_json(tags: tuple[str, ...]) -> str:
+    """C2 for tags: order kept, not sorted. Producers repeat the same few tag sets."""
+    return _tags.encode(list(tags))
+
+
+def digest_json(document: Any) -> str:
+    """C3: sorted keys, no whitespace, non-ASCII escaped as \\uXXXX."""
+    return _c3.encode(document)
+
+
+def is_json_safe(payload: Any) -> str | None:
+    """None when `json.dumps` accepts the value, else the encoder's complaint."""
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,99 @@
+"""Projection digests, byte-exact to spec/semantics.md §6.8.
+
+A digest is SHA-256 over the C3 text of the rows sorted by id. Because C3 of a list is
+`[` + the C3 of each row joined by `,` + `]`, a digest can be computed from per-row
+fragments streamed in id order; stores keep each row's fragment for that reason.
+UTF-8 byte order equals code-point order, so a `COLLATE "C"` ORDER BY gives Python's sort.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from server.core.canonical_json import HASH_PREFIX
+
+CONTEXT_GRAPH: Final = "context_graph"
+TRACE_SUMMARY: Final = "trace_summary"
+PRECEDENT_INDEX: Final = "precedent_index"
+FULL_PROJECTION: Final = "full_projection"
+
+
+class HasFragment(Protocol):
+    def fragment(self) -> str: ...
+
+
+class DigestWriter:
+    """Incremental SHA-256 of a C3 document written as literal text and array elements."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._first = True
+
+    def text(self, literal: str) -> None:
+        """Literal JSON text; the next element starts a new array (no leading comma)."""
+        self._hash.update(literal.encode("ascii"))
+        self._first = True
+
+    def element(self, fragment: str) -> None:
+        if not self._first:
+            self._hash.update(b",")
+        self._first = False
+        # C3 escapes all non-ASCII, so fragments are ASCII by construction.
+        self._hash.update(fragment.encode("ascii"))
+
+    def hexdigest(self) -> str:
+        return HASH_PREFIX + self._hash.hexdigest()
+
+
+def array_digest(fragments: Iterable[str]) -> str:
+    writer = DigestWriter()
+    writer.text("[")
+    for fragment in fragments:
+        writer.element(fragment)
+    writer.text("]")
+    return writer.hexdigest()
+
+
+def graph_digest(node_fragments: Iterable[str], edge_fragments: Iterable[str]) -> str:
+    """`{"edges":[...],"nodes":[...]}` with both arrays in id order."""
+    writer = DigestWriter()
+    writer.text('{"edges":[')
+    for fragment in edge_fragments:
+        writer.element(fragment)
+    writer.text('],"nodes":[')
+    for fragment in node_fragments:
+        writer.element(fragment)
+    writer.text("]}")
+    return writer.hexdigest()
+
+
+def full_digest(context_graph: str, trace_summary: str, precedent_index: str) -> str:
+    text = f"{context_graph}:{trace_summary}:{precedent_index}"
+    return HASH_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Digests:
+    context_graph: str
+    trace_summary: str
+    precedent_index: str
+
+    @property
+    def full_projection(self) -> str:
+        return full_digest(self.context_graph, self.trace_summary, self.precedent_index)
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            CONTEXT_GRAPH: self.context_graph,
+            FULL_PROJECTION: self.full_projection,
+            PRECEDENT_INDEX: self.precedent_index,
+            TRACE_SUMMARY: self.trace_summary,
+        }
+
+
+def sorted_fragments(rows: Iterable[HasFragment], key: str) -> list[str]:
+    """Fragments of in-memory rows in the id order the digest requires."""
+    return [row.fragment() for row in sorted(rows, key=lambda row: str(getattr(row, key)))]

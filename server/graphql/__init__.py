@@ -1,0 +1,1 @@
+"""The GraphQL API: one package per feature; resolvers parse, call a service, convert."""

@@ -1,0 +1,252 @@
+"""GraphQL over HTTP and websockets, with authentication at the door.
+
+HTTP: a middleware authenticates POST (and GET with a query) before Strawberry runs, so
+bad credentials are a plain 401; GET without a query serves GraphiQL. Websockets: the
+`connection_init` payload carries the token and tenant; failures close with 4401
+(credentials) or 4403 (tenant not allowed), as spec/api.md requires.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any, cast
+
+import msgspec
+from graphql import ExecutionResult, FieldNode, GraphQLError, OperationDefinitionNode, parse
+from litestar.datastructures import Headers, State
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+from strawberry.http import GraphQLRequestData
+from strawberry.litestar import make_graphql_controller
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+
+from server.auth.principal import Permission, Principal
+from server.core.errors import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED, DecisionGraphError
+from server.core.rate_limit import Scope as Budget
+from server.core.rate_limit import scope_of
+from server.graphql.context import DGContext, Services
+from server.graphql.live.fast_stream import stream_plans
+from server.graphql.schema import schema
+from server.graphql.traces.fast_append import append_plans
+
+GRAPHQL_PATH = "/graphql"
+
+
+def _error_body(error: DecisionGraphError) -> dict[str, Any]:
+    return {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
+
+
+class AuthMiddleware(ASGIMiddleware):
+    """Authenticate GraphQL HTTP requests; the principal travels in the ASGI scope state."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if scope["path"].rstrip("/") == GRAPHQL_PATH and _carries_operation(scope):
+            services: Services = scope["litestar_app"].state.services
+            headers = Headers.from_scope(scope)
+            try:
+                principal = await services.authenticator.authenticate(headers.get("authorization"))
+            except DecisionGraphError as error:
+                await _refuse(send, error)
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        await next_app(scope, receive, send)
+
+
+async def _refuse(send: Send, error: DecisionGraphError) -> None:
+    """401 for credentials (503 when the key store is unreachable), GraphQL-shaped body."""
+    status = 401 if error.code == UNAUTHORIZED else 503
+    body = json.dumps(_error_body(error)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    start: Any = {"type": "http.response.start", "status": status, "headers": headers}
+    end: Any = {"type": "http.response.body", "body": body}
+    await send(start)
+    await send(end)
+
+
+def _carries_operation(scope: Scope) -> bool:
+    method = scope.get("method", "GET")
+    if method == "POST":
+        return True
+    return method == "GET" and b"query=" in scope.get("query_string", b"")
+
+
+async def context_getter(state: State, headers: Headers, scope: Scope) -> DGContext:
+    """One getter for HTTP and websockets: both offer `state`, `headers` and `scope`."""
+    connection_state = scope.get("state", {})
+    return DGContext(
+        services=state.services,
+        principal=connection_state.get("principal"),
+        tenant_header=headers.get("x-tenant-id"),
+    )
+
+
+async def _authenticate_socket(context: DGContext, payload: dict[str, Any]) -> tuple[int, str]:
+    """(0, "") when the connection may proceed, else the close code and reason."""
+    services: Services = context.services
+    socket = context.websocket
+    header = payload.get("authorization") or payload.get("Authorization")
+    if header is None and socket is not None:
+        header = socket.headers.get("authorization")
+    try:
+        principal: Principal = await services.authenticator.authenticate(header)
+        tenant = principal.tenant_for(payload.get("tenant") or payload.get("tenantId"))
+        principal.require(Permission.READ)  # every subscription reads
+    except DecisionGraphError as error:
+        if error.code == UNAUTHORIZED:
+            return 4401, error.message[:120]
+        if error.code == FORBIDDEN:
+            return 4403, error.message[:120]
+        return 4400, error.message[:120]
+    context.principal = principal
+    context.tenant_header = tenant
+    return 0, ""
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[DGContext, None]):
+    async def run_operation(self, operation: Any) -> None:
+        """Plain `events` / `traceEvents` documents run compiled (live/fast_stream.py)."""
+        plan = _stream_plans.get(operation.query, operation.operation_name)
+        if plan is not None:
+            arguments = plan.arguments(_stream_plans.schema, operation.variables)
+            if arguments is not None:
+                await plan.run(operation, self.context, arguments)
+                return
+        await super().run_operation(operation)
+
+    async def handle_connection_init(self, message: Any) -> None:
+        payload = message.get("payload") or {}
+        if isinstance(payload, dict) and not self.connection_init_received:
+            code, reason = await _authenticate_socket(self.context, payload)
+            if code:
+                await self.websocket.close(code=code, reason=reason)
+                return
+        await super().handle_connection_init(message)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[DGContext, None]):
+    async def handle_connection_init(self, message: Any) -> None:
+        payload = message.get("payload") or {}
+        if isinstance(payload, dict):
+            code, reason = await _authenticate_socket(self.context, payload)
+            if code:
+                await self.send_message(
+                    {"type": "connection_error", "payload": {"message": reason, "code": code}}
+                )
+                await self.websocket.close(code=code, reason=reason)
+                return
+        await super().handle_connection_init(message)
+
+
+@lru_cache(maxsize=512)
+def operation_scope(query: str, operation_name: str | None) -> Budget:
+    """The budget a document spends; an unparsable one spends `read` (it fails anyway)."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return "read"
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1:
+        return "read"
+    (operation,) = operations
+    fields = frozenset(
+        s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
+    )
+    return scope_of(operation.operation.value, fields)
+
+
+async def _spend(context: DGContext, scope: Budget, sub_response: Any) -> ExecutionResult | None:
+    """Count the request against its key's budget; a refusal is a 429 with Retry-After."""
+    principal = context.principal
+    if principal is None:
+        return None
+    try:
+        tenant = principal.tenant_for(context.tenant_header)
+    except DecisionGraphError:
+        return None  # the resolvers refuse it with the precise code
+    admission = await context.services.rate_limiter.admit(principal.key_id, tenant, scope)
+    if admission is None:
+        return None
+    sub_response.headers["X-RateLimit-Limit"] = str(admission.limit)
+    sub_response.headers["X-RateLimit-Remaining"] = str(admission.remaining)
+    if admission.allowed:
+        return None
+    sub_response.status_code = 429
+    sub_response.headers["Retry-After"] = str(admission.retry_after)
+    message = f"Rate limit exceeded for the {scope} API scope; retry in {admission.retry_after} s"
+    extensions = {"code": RATE_LIMITED, "classification": "BAD_REQUEST"}
+    return ExecutionResult(data=None, errors=[GraphQLError(message, extensions=extensions)])
+
+
+_Base: Any = make_graphql_controller(
+    schema,
+    path=GRAPHQL_PATH,
+    context_getter=context_getter,
+    graphql_ide="graphiql",
+    allow_queries_via_get=True,
+    keep_alive=True,
+    keep_alive_interval=15,
+    max_subscriptions_per_connection=32,
+)
+
+
+_append_plans = append_plans(schema._schema)
+_stream_plans = stream_plans(schema._schema)
+
+
+class GraphQLController(_Base):  # type: ignore[misc]
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    async def execute_single(
+        self,
+        request: Any,
+        request_adapter: Any,
+        sub_response: Any,
+        context: DGContext,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Ingest documents run compiled (traces/fast_append.py); all else as usual."""
+        plan = None
+        if request_adapter.method == "POST":
+            plan = _append_plans.get(request_data.query, request_data.operation_name)
+        scope = (
+            "write"
+            if plan is not None
+            else operation_scope(request_data.query or "", request_data.operation_name)
+        )
+        refused = await _spend(context, scope, sub_response)
+        if refused is not None:
+            return refused
+        if plan is not None:
+            result = await plan.run(context, request_data.variables)
+            if result is not None:
+                return cast(ExecutionResult, result)
+        return cast(
+            ExecutionResult,
+            await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            ),
+        )
+
+    def decode_json(self, data: str | bytes) -> object:
+        """The stdlib parser: on event batches (many repeated keys) it beats msgspec, whose
+        untyped decoding allocates every key afresh, and what it accepts beyond strict
+        JSON (NaN, Infinity, lone surrogates) reaches our validation and gets its precise
+        error instead of a bare 400."""
+        return json.loads(data)
+
+    def encode_json(self, data: object) -> bytes:
+        # msgspec also writes integers past 64 bits exactly.
+        return msgspec.json.encode(data)

@@ -1,0 +1,1 @@
+"""Subscriptions: live topics over graphql-transport-ws and graphql-ws."""

@@ -1,0 +1,125 @@
+"""The subscriptions of spec/api.md "Live topics", thin over service/live.py.
+
+`traceEvents` and `events` are loss-free and resumable (they read the log from the given
+position); the state topics deliver the current state first and then each change, the
+latest one only when a consumer falls behind. Over graphql-transport-ws, plain `events`
+and `traceEvents` documents run compiled (live/fast_stream.py) with the same behaviour.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import strawberry
+from strawberry.types import Info
+
+from server.auth.principal import Permission
+from server.core.errors import DecisionGraphError, internal, not_found
+from server.core.replay import TERMINAL
+from server.graphql.context import authorize, context_of, services_of
+from server.graphql.projections.types import ProjectionHealth, health_of
+from server.graphql.replays.types import Replay, replay_of
+from server.graphql.scalars import Long
+from server.graphql.traces.types import Event, event_of
+from server.service import live, projection
+from server.service.ports import HEALTH_TOPIC, LOG_TOPIC, REPLAY_TOPIC
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SLOW_CONSUMER_CLOSE = 1008  # policy violation: the client stopped reading
+
+
+def cut_off(socket: Any) -> Callable[[str], Awaitable[None]]:
+    """Closing the subscriber's websocket, with a reason it can act on."""
+
+    async def close(reason: str) -> None:
+        if socket is not None:
+            await socket.close(code=SLOW_CONSUMER_CLOSE, reason=reason[:120])
+
+    return close
+
+
+async def _delivered(info: Info[Any, Any], stream: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`stream` under the slow-consumer guard; an unexpected failure ends it as
+    DG_ERR_INTERNAL (logged, never leaked)."""
+    feeds = services_of(info).live
+    try:
+        async for item in feeds.watched(stream, cut_off(context_of(info).websocket)):
+            yield item
+    except DecisionGraphError:
+        raise
+    except Exception:
+        _log.exception("subscription stream failed")
+        raise internal() from None
+
+
+@strawberry.type
+class LiveSubscription:
+    @strawberry.subscription(
+        description="A trace's events after `afterTraceSeq` (-1: from the start), then live, "
+        "in order, with no gap and no duplicate; completes after TraceFinished."
+    )
+    async def trace_events(
+        self, info: Info[Any, Any], trace_id: str, after_trace_seq: int = -1
+    ) -> AsyncGenerator[Event, None]:
+        tenant = authorize(info, Permission.READ)
+        feeds = services_of(info).live
+        stream = live.follow_trace(feeds, tenant, trace_id, after_trace_seq)
+        async for event in _delivered(info, stream):
+            yield event_of(event)
+
+    @strawberry.subscription(
+        description="The tenant's events after `afterLogSeq`, then live, in logSeq order, "
+        "with no gap and no duplicate. Resume with the last logSeq received."
+    )
+    async def events(
+        self,
+        info: Info[Any, Any],
+        after_log_seq: Long = 0,  # type: ignore[assignment]
+    ) -> AsyncGenerator[Event, None]:
+        tenant = authorize(info, Permission.READ)
+        feeds = services_of(info).live
+        async for event in _delivered(info, live.follow_events(feeds, tenant, after_log_seq)):
+            yield event_of(event)
+
+    @strawberry.subscription(
+        description="Projection health now, then whenever the log or a projection moves."
+    )
+    async def projection_health(
+        self, info: Info[Any, Any]
+    ) -> AsyncGenerator[ProjectionHealth, None]:
+        tenant = authorize(info, Permission.READ)
+        services = services_of(info)
+
+        async def load() -> projection.Health:
+            return await projection.health(services.log, services.projections, tenant)
+
+        async with services.live.state(
+            ("health", tenant), tenant, (LOG_TOPIC, HEALTH_TOPIC), load
+        ) as shared:
+            async for health in _delivered(info, shared.changes()):
+                yield health_of(health)
+
+    @strawberry.subscription(
+        description="A replay run now, then at every change; completes when it ends."
+    )
+    async def replay(self, info: Info[Any, Any], replay_id: str) -> AsyncGenerator[Replay, None]:
+        tenant = authorize(info, Permission.ADMIN)
+        services = services_of(info)
+
+        async def load() -> Any:
+            record = await services.replays.get(replay_id, tenant)
+            if record is None:
+                raise not_found(f"Replay not found: {replay_id}")
+            return record
+
+        async with services.live.state(
+            ("replay", tenant, replay_id), tenant, (REPLAY_TOPIC,), load
+        ) as shared:
+            async for record in _delivered(info, shared.changes()):
+                yield replay_of(record)
+                if record.status in TERMINAL:
+                    return

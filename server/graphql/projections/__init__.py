@@ -1,0 +1,1 @@
+"""Projection-backed reads: health and digests, summaries, the context graph, precedents."""

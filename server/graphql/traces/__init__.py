@@ -1,0 +1,1 @@
+"""Ingest and event/trace reads."""

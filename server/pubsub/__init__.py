@@ -1,0 +1,1 @@
+"""Redis pub/sub: small "tenant T reached position P" notices, never the data itself."""

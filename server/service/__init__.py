@@ -1,0 +1,1 @@
+"""Use cases over ports: append, project, replay, review, query. No framework imports."""

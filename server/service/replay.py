@@ -1,0 +1,237 @@
+"""Replay use cases: request (admitted and audited), cancel, and the resumable run.
+
+A run records its phase, so a worker that resumes it after a crash neither resets a
+projection twice nor loses progress: projection batches commit rows and cursors
+together, so continuing from the cursor gives the same state as never stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final
+
+from server.core.digest import FULL_PROJECTION, full_digest
+from server.core.errors import DecisionGraphError, conflict, not_found
+from server.core.projection_batch import PROJECTIONS
+from server.core.replay import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PROJECTING,
+    REBUILD,
+    START,
+    TERMINAL,
+    VERIFY,
+    ReplayRecord,
+    check_request,
+    verify_scope,
+)
+from server.service.ports import Audit, EventLog, Jobs, Projections, Publisher, Replays
+
+_log = logging.getLogger(__name__)
+BUSY_PAUSE: Final = 0.05
+
+
+async def request_replay(
+    replays: Replays,
+    audit: Audit,
+    jobs: Jobs,
+    tenant_id: str,
+    projection: str,
+    mode: str,
+    reason: str,
+    key_id: str,
+) -> ReplayRecord:
+    detail = {"projection": projection, "mode": mode}
+    try:
+        reason = check_request(projection, mode, reason)
+        record = await replays.create(tenant_id, projection, mode, reason, key_id)
+    except DecisionGraphError as error:
+        await audit.record(
+            tenant_id=tenant_id,
+            key_id=key_id,
+            action="replay.request",
+            outcome="rejected",
+            reason=reason,
+            detail=detail | {"code": error.code},
+        )
+        raise
+    await audit.record(
+        tenant_id=tenant_id,
+        key_id=key_id,
+        action="replay.request",
+        outcome="accepted",
+        target=record.replay_id,
+        reason=reason,
+        detail=detail,
+    )
+    try:
+        await jobs.replay(record.replay_id)
+    except Exception:  # Redis down: the workers' sweep picks up queued runs
+        _log.warning("could not enqueue %s; the sweep will start it", record.replay_id)
+    return record
+
+
+async def cancel_replay(
+    replays: Replays, audit: Audit, tenant_id: str, replay_id: str, key_id: str
+) -> ReplayRecord:
+    current = await replays.get(replay_id, tenant_id)
+    if current is None:
+        raise not_found(f"Replay not found: {replay_id}")
+    if current.status in TERMINAL:
+        raise conflict(f"Replay {replay_id} is already {current.status}")
+    record = await replays.request_cancel(replay_id, tenant_id)
+    assert record is not None
+    await audit.record(
+        tenant_id=tenant_id,
+        key_id=key_id,
+        action="replay.cancel",
+        outcome="accepted",
+        target=replay_id,
+    )
+    return record
+
+
+async def run_replay(
+    replays: Replays,
+    projections: Projections,
+    log: EventLog,
+    publisher: Publisher,
+    replay_id: str,
+) -> ReplayRecord | None:
+    """Execute (or resume) a run; None when another worker is already executing it."""
+    async with replays.run_lock(replay_id) as held:
+        if not held:
+            return None
+        record = await replays.get(replay_id)
+        if record is None or record.status in TERMINAL:
+            return record
+        if record.cancel_requested:
+            return await _end(replays, publisher, record, CANCELLED)
+        record = await replays.start(replay_id)
+        await publisher.replay_changed(record.tenant_id, record.last_log_seq)
+        try:
+            if record.mode == VERIFY:
+                return await _verify(replays, projections, log, publisher, record)
+            return await _project(replays, projections, log, publisher, record)
+        except DecisionGraphError as error:
+            return await _end(
+                replays,
+                publisher,
+                record,
+                FAILED,
+                error_code=error.code,
+                error_message=error.message,
+            )
+
+
+async def _end(
+    replays: Replays, publisher: Publisher, record: ReplayRecord, status: str, **fields: object
+) -> ReplayRecord:
+    ended = await replays.finish(record.replay_id, status, **fields)
+    await publisher.replay_changed(ended.tenant_id, ended.last_log_seq)
+    return ended
+
+
+async def _project(
+    replays: Replays,
+    projections: Projections,
+    log: EventLog,
+    publisher: Publisher,
+    record: ReplayRecord,
+) -> ReplayRecord:
+    """CATCH_UP, or REBUILD (reset once, then catch up) to the log's end at the start."""
+    tenant, names = record.tenant_id, record.projections
+    if record.phase == START:
+        if record.mode == REBUILD:
+            await projections.reset(tenant, names)
+        cursors = await projections.cursors(tenant)
+        tail = (await log.stats(tenant)).last_log_seq
+        record = await replays.update(
+            record.replay_id,
+            phase=PROJECTING,
+            target_json={"start": min(cursors[n] for n in names), "end": tail},
+        )
+    start, end = record.target.get("start", 0), record.target.get("end", 0)
+    while True:
+        report = await projections.catch_up(tenant, projections=names)
+        if report.failure is not None:
+            raise report.failure.error
+        cursors = await projections.cursors(tenant)
+        reached = min(cursors[n] for n in names)
+        record = await replays.update(
+            record.replay_id, processed_events=max(reached - start, 0), last_log_seq=reached
+        )
+        await publisher.replay_changed(tenant, reached)
+        if report.applied:
+            await publisher.health_changed(tenant, reached)
+        if record.cancel_requested:
+            return await _end(replays, publisher, record, CANCELLED)
+        if reached >= end and not report.more:
+            return await _end(replays, publisher, record, COMPLETED)
+        if not report.applied:  # another worker holds the batch; let it finish
+            await asyncio.sleep(BUSY_PAUSE)
+
+
+def _with_full(digests: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    if set(PROJECTIONS) <= set(names):
+        return digests | {
+            FULL_PROJECTION: full_digest(
+                digests["context_graph"], digests["trace_summary"], digests["precedent_index"]
+            )
+        }
+    return digests
+
+
+async def _verify(
+    replays: Replays,
+    projections: Projections,
+    log: EventLog,
+    publisher: Publisher,
+    record: ReplayRecord,
+) -> ReplayRecord:
+    """Rebuild into a scratch scope up to the live cursors, then compare digests."""
+    tenant, names, scope = record.tenant_id, record.projections, verify_scope(record.replay_id)
+    if record.phase == START:
+        # Fresh, never cached: VERIFY exists to prove the live rows as they are now.
+        positions, live = await projections.digests(tenant, use_cache=False)
+        target = {n: positions[n] for n in names}
+        expected = _with_full({n: live[n] for n in names}, names)
+        await projections.drop_scope(scope)
+        record = await replays.update(
+            record.replay_id, phase=PROJECTING, target_json=target, expected_json=expected
+        )
+    total = sum(record.target.values())
+    for name in names:
+        while True:
+            report = await projections.catch_up(tenant, scope, [name], until=record.target[name])
+            if report.failure is not None:
+                await projections.drop_scope(scope)
+                raise report.failure.error
+            cursors = await projections.cursors(scope)
+            done = sum(min(cursors[n], record.target[n]) for n in names)
+            record = await replays.update(
+                record.replay_id, processed_events=done, last_log_seq=min(cursors[n] for n in names)
+            )
+            await publisher.replay_changed(tenant, done)
+            if record.cancel_requested:
+                await projections.drop_scope(scope)
+                return await _end(replays, publisher, record, CANCELLED)
+            if cursors[name] >= record.target[name]:
+                break
+            if not report.applied:
+                await asyncio.sleep(BUSY_PAUSE)
+    _, rebuilt = await projections.digests(scope, use_cache=False)
+    actual = _with_full({n: rebuilt[n] for n in names}, names)
+    await projections.drop_scope(scope)
+    expected = record.expected or {}
+    return await _end(
+        replays,
+        publisher,
+        record,
+        COMPLETED,
+        actual_json=actual,
+        digests_match=actual == expected,
+        processed_events=total,
+    )

@@ -1,0 +1,1 @@
+"""PostgreSQL adapters implementing the service ports (asyncpg; Piccolo runs migrations)."""

@@ -1,0 +1,362 @@
+"""Projection catch-up on PostgreSQL: one batch, one transaction, rows and cursors together.
+
+Several workers may run at once: each (scope, projection) is guarded by a transaction-
+scoped advisory lock taken with try-lock, so a worker that finds a projection busy simply
+leaves it to the one holding it, and a batch never applies twice. A crash rolls the
+batch back whole; the cursor still names the last committed event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import asyncpg
+
+from server.core.envelope import StoredEvent
+from server.core.precedent import PRECEDENT_SOURCE_TYPES
+from server.core.projection_batch import (
+    PROJECTIONS,
+    BatchInputs,
+    BatchOutput,
+    BatchReport,
+    finishing_traces,
+    project_batch,
+    traces_needing_summaries,
+)
+from server.core.trace_summary import SummaryRow
+from server.store.event_log import EVENT_COLUMNS, row_to_event
+
+_TRY_LOCKS: Final = """
+    SELECT p AS projection, pg_try_advisory_xact_lock(hashtextextended($1 || ':' || p, 0)) AS held
+    FROM unnest($2::text[]) AS p
+"""
+_CURSORS: Final = """
+    SELECT projection, last_log_seq FROM dg_projection_cursors
+    WHERE scope = $1 AND projection = ANY($2::text[])
+"""
+_EVENTS: Final = f"""
+    SELECT {EVENT_COLUMNS} FROM dg_event_log
+    WHERE tenant_id = $1 AND log_seq > $2 AND ($3::bigint IS NULL OR log_seq <= $3)
+    ORDER BY log_seq LIMIT $4
+"""
+_HEADS_BEFORE: Final = """
+    SELECT t.trace_id, h.trace_seq
+    FROM unnest($2::text[]) AS t(trace_id)
+    CROSS JOIN LATERAL (
+        SELECT trace_seq FROM dg_event_log
+        WHERE tenant_id = $1 AND trace_id = t.trace_id AND log_seq <= $3
+        ORDER BY trace_seq DESC LIMIT 1
+    ) AS h
+"""
+_SUMMARIES: Final = """
+    SELECT trace_id, workflow, title, primary_entity_type, primary_entity_id, outcome,
+           started_at, finished_at, event_count, last_log_seq
+    FROM dg_trace_summary WHERE scope = $1 AND trace_id = ANY($2::text[])
+"""
+_SOURCES: Final = f"""
+    SELECT {EVENT_COLUMNS} FROM dg_event_log
+    WHERE tenant_id = $1 AND trace_id = ANY($2::text[]) AND event_type = ANY($3::text[])
+    ORDER BY trace_id, trace_seq
+"""
+_INSERT_NODES: Final = """
+    INSERT INTO dg_cg_nodes (scope, node_id, node_type, trace_id, log_seq, created_at, fragment)
+    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+                             $7::text[])
+    ON CONFLICT DO NOTHING
+"""
+_INSERT_EDGES: Final = """
+    INSERT INTO dg_cg_edges (scope, edge_id, edge_type, from_node_id, to_node_id, trace_id,
+                             log_seq, created_at, fragment)
+    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::bigint[], $8::text[], $9::text[])
+    ON CONFLICT DO NOTHING
+"""
+_UPSERT_SUMMARIES: Final = """
+    INSERT INTO dg_trace_summary (scope, trace_id, workflow, title, primary_entity_type,
+        primary_entity_id, outcome, started_at, finished_at, event_count, last_log_seq,
+        fragment)
+    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::text[], $9::text[], $10::int[], $11::bigint[], $12::text[])
+    ON CONFLICT (scope, trace_id) DO UPDATE SET
+        workflow = EXCLUDED.workflow, title = EXCLUDED.title,
+        primary_entity_type = EXCLUDED.primary_entity_type,
+        primary_entity_id = EXCLUDED.primary_entity_id, outcome = EXCLUDED.outcome,
+        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+        event_count = EXCLUDED.event_count, last_log_seq = EXCLUDED.last_log_seq,
+        fragment = EXCLUDED.fragment
+"""
+_INSERT_POLICY_EVALS: Final = """
+    INSERT INTO dg_policy_eval_index (scope, index_id, trace_id, policy_id, policy_version,
+                                      log_seq, created_at)
+    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                             $7::text[])
+    ON CONFLICT DO NOTHING
+"""
+_DELETE_PRECEDENTS: Final = (
+    "DELETE FROM dg_precedent_index WHERE scope = $1 AND trace_id = ANY($2::text[])"
+)
+_INSERT_PRECEDENTS: Final = """
+    INSERT INTO dg_precedent_index (scope, source_event_id, log_seq, trace_id, policy_id,
+        policy_version, exception_id, primary_entity_type, primary_entity_system,
+        primary_entity_id, fragment)
+    SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+    ON CONFLICT DO NOTHING
+"""
+_SAVE_CURSORS: Final = """
+    INSERT INTO dg_projection_cursors (scope, projection, last_log_seq, updated_at)
+    SELECT $1, * , now() FROM unnest($2::text[], $3::bigint[])
+    ON CONFLICT (scope, projection) DO UPDATE
+    SET last_log_seq = EXCLUDED.last_log_seq, updated_at = now()
+"""
+_RECORD_FAILURE: Final = """
+    INSERT INTO dg_projection_failures (scope, projection, log_seq, event_id, trace_id,
+                                        error_code, error_message)
+    SELECT $1, p, $3, $4, $5, $6, $7 FROM unnest($2::text[]) AS p
+    ON CONFLICT (scope, projection, log_seq) DO UPDATE
+    SET attempts = dg_projection_failures.attempts + 1, last_seen_at = now(),
+        status = 'open', resolved_at = NULL,
+        error_code = EXCLUDED.error_code, error_message = EXCLUDED.error_message
+"""
+_RESOLVE_FAILURES: Final = """
+    UPDATE dg_projection_failures f SET status = 'resolved', resolved_at = now()
+    FROM unnest($2::text[], $3::bigint[]) AS c(projection, cursor)
+    WHERE f.scope = $1 AND f.projection = c.projection AND f.status = 'open'
+      AND f.log_seq <= c.cursor
+"""
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+async def catch_up_batch(
+    conn: asyncpg.Connection,
+    source_tenant: str,
+    scope: str,
+    projections: Sequence[str] = PROJECTIONS,
+    batch_size: int = 1000,
+    until: int | None = None,
+) -> BatchReport:
+    """Project the next batch of `source_tenant`'s log into `scope` (caller commits)."""
+    locks = await conn.fetch(_TRY_LOCKS, scope, list(projections))
+    held = tuple(r["projection"] for r in locks if r["held"])
+    busy = tuple(r["projection"] for r in locks if not r["held"])
+    if not held:
+        return BatchReport((), 0, {}, more=False, busy=busy)
+    rows = await conn.fetch(_CURSORS, scope, list(held))
+    cursors = dict.fromkeys(held, 0) | {r["projection"]: r["last_log_seq"] for r in rows}
+    low = min(cursors.values())
+    if until is not None and low >= until:
+        return BatchReport(held, 0, cursors, more=False, busy=busy)
+    events = [
+        row_to_event(r) for r in await conn.fetch(_EVENTS, source_tenant, low, until, batch_size)
+    ]
+    if not events:
+        return BatchReport(held, 0, cursors, more=False, busy=busy)
+    inputs = await _inputs(conn, source_tenant, scope, events, cursors, low)
+    output = project_batch(inputs, held)
+    await _write(conn, scope, output)
+    more = output.failure is None and len(events) == batch_size
+    return BatchReport(held, output.applied, output.cursors, more, output.failure, busy)
+
+
+async def _inputs(
+    conn: asyncpg.Connection,
+    tenant: str,
+    scope: str,
+    events: list[StoredEvent],
+    cursors: dict[str, int],
+    low: int,
+) -> BatchInputs:
+    traces = sorted({e.trace_id for e in events})
+    heads = await conn.fetch(_HEADS_BEFORE, tenant, traces, low)
+    summary_rows = await conn.fetch(_SUMMARIES, scope, sorted(traces_needing_summaries(events)))
+    finishing = sorted(finishing_traces(events))
+    sources: dict[str, list[StoredEvent]] = {}
+    if finishing:
+        for row in await conn.fetch(_SOURCES, tenant, finishing, list(PRECEDENT_SOURCE_TYPES)):
+            event = row_to_event(row)
+            sources.setdefault(event.trace_id, []).append(event)
+    return BatchInputs(
+        events=events,
+        cursors=cursors,
+        next_trace_seq={r["trace_id"]: r["trace_seq"] + 1 for r in heads},
+        summaries={r["trace_id"]: SummaryRow(**dict(r)) for r in summary_rows},
+        finishing_sources=sources,
+    )
+
+
+async def _write(conn: asyncpg.Connection, scope: str, out: BatchOutput) -> None:
+    if out.nodes:
+        await conn.execute(
+            _INSERT_NODES,
+            scope,
+            *_columns(
+                [
+                    (n.node_id, n.node_type, n.trace_id, n.log_seq, n.created_at, n.fragment())
+                    for n in out.nodes.values()
+                ],
+                6,
+            ),
+        )
+    if out.edges:
+        await conn.execute(
+            _INSERT_EDGES,
+            scope,
+            *_columns(
+                [
+                    (
+                        e.edge_id,
+                        e.edge_type,
+                        e.from_node_id,
+                        e.to_node_id,
+                        e.trace_id,
+                        e.log_seq,
+                        e.created_at,
+                        e.fragment(),
+                    )
+                    for e in out.edges.values()
+                ],
+                8,
+            ),
+        )
+    if out.summaries:
+        await conn.execute(
+            _UPSERT_SUMMARIES,
+            scope,
+            *_columns(
+                [
+                    (
+                        s.trace_id,
+                        s.workflow,
+                        s.title,
+                        s.primary_entity_type,
+                        s.primary_entity_id,
+                        s.outcome,
+                        s.started_at,
+                        s.finished_at,
+                        s.event_count,
+                        s.last_log_seq,
+                        s.fragment(),
+                    )
+                    for s in out.summaries.values()
+                ],
+                11,
+            ),
+        )
+    if out.policy_evals:
+        await conn.execute(
+            _INSERT_POLICY_EVALS,
+            scope,
+            *_columns(
+                [
+                    (r.index_id, r.trace_id, r.policy_id, r.policy_version, r.log_seq, r.created_at)
+                    for r in out.policy_evals.values()
+                ],
+                6,
+            ),
+        )
+    if out.precedents:
+        await conn.execute(_DELETE_PRECEDENTS, scope, sorted(out.precedents))
+        rows = [r for trace_rows in out.precedents.values() for r in trace_rows]
+        if rows:
+            await conn.execute(
+                _INSERT_PRECEDENTS,
+                scope,
+                *_columns(
+                    [
+                        (
+                            r.source_event_id,
+                            r.log_seq,
+                            r.trace_id,
+                            r.policy_id,
+                            r.policy_version,
+                            r.exception_id,
+                            r.primary_entity_type,
+                            r.primary_entity_system,
+                            r.primary_entity_id,
+                            r.fragment(),
+                        )
+                        for r in rows
+                    ],
+                    10,
+                ),
+            )
+    names = sorted(out.cursors)
+    positions = [out.cursors[name] for name in names]
+    await conn.execute(_SAVE_CURSORS, scope, names, positions)
+    await conn.execute(_RESOLVE_FAILURES, scope, names, positions)
+    if out.failure is not None:
+        failed = out.failure.event
+        behind = [name for name in names if out.cursors[name] < failed.log_seq]
+        await conn.execute(
+            _RECORD_FAILURE,
+            scope,
+            behind,
+            failed.log_seq,
+            failed.event_id,
+            failed.trace_id,
+            out.failure.error.code,
+            out.failure.error.message,
+        )
+
+
+_RESET_STATEMENTS: Final = {
+    "context_graph": (
+        "DELETE FROM dg_cg_edges WHERE scope = $1",
+        "DELETE FROM dg_cg_nodes WHERE scope = $1",
+    ),
+    "trace_summary": ("DELETE FROM dg_trace_summary WHERE scope = $1",),
+    "precedent_index": (
+        "DELETE FROM dg_precedent_index WHERE scope = $1",
+        "DELETE FROM dg_policy_eval_index WHERE scope = $1",
+    ),
+}
+
+
+async def reset(conn: asyncpg.Connection, scope: str, projections: Sequence[str]) -> None:
+    """Empty projections of a scope and rewind their cursors (caller holds the locks)."""
+    for projection in projections:
+        for statement in _RESET_STATEMENTS[projection]:
+            await conn.execute(statement, scope)
+    for table in ("dg_projection_failures", "dg_projection_digests"):
+        await conn.execute(
+            f"DELETE FROM {table} WHERE scope = $1 AND projection = ANY($2::text[])",
+            scope,
+            list(projections),
+        )
+    await conn.execute(_SAVE_CURSORS, scope, list(projections), [0] * len(projections))
+
+
+async def lock_projections(
+    conn: asyncpg.Connection, scope: str, projections: Sequence[str]
+) -> None:
+    """Wait for the transaction-scoped locks of these projections (used by resets)."""
+    for projection in sorted(projections):
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", scope, projection
+        )
+
+
+async def record_failure(
+    conn: asyncpg.Connection, scope: str, projection: str, event: StoredEvent, error: Any
+) -> None:
+    """An open failure for one projection, stopped before `event`."""
+    await conn.execute(
+        _RECORD_FAILURE,
+        scope,
+        [projection],
+        event.log_seq,
+        event.event_id,
+        event.trace_id,
+        error.code,
+        error.message,
+    )
+
+
+async def resolve_failures(
+    conn: asyncpg.Connection, scope: str, projection: str, cursor: int
+) -> None:
+    await conn.execute(_RESOLVE_FAILURES, scope, [projection], [cursor])

@@ -1,0 +1,169 @@
+"""The Projections port on PostgreSQL: each call takes a connection (and a transaction
+where it writes) from the pool and delegates to projection_writer / projection_reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from server.core.graph import EdgeRow, NodeRow
+from server.core.graph_query import EdgeCursor, EdgeRef
+from server.core.precedent_query import PrecedentHit, PrecedentQuery
+from server.core.projection_batch import PROJECTIONS, BatchReport, FailureRecord
+from server.core.replay import ALL_PROJECTIONS
+from server.core.trace_summary import SummaryRow
+from server.core.workflow import WORKFLOWS
+from server.store import projection_reads as reads
+from server.store import projection_writer as writer
+from server.store.database import translate, translated
+from server.store.workflows import PostgresWorkflows
+
+
+def _merged(first: BatchReport, second: BatchReport) -> BatchReport:
+    return BatchReport(
+        first.projections + second.projections,
+        max(first.applied, second.applied),
+        first.cursors | second.cursors,
+        first.more or second.more,
+        first.failure or second.failure,
+        first.busy + second.busy,
+    )
+
+
+@translated
+class PostgresProjections:
+    """The three projections of spec §6 (projection_writer) and the workflow projection
+    (store/workflows.py), behind one port."""
+
+    def __init__(self, pool: asyncpg.Pool, batch_size: int = 1000) -> None:
+        self._pool = pool
+        self._batch_size = batch_size
+        self.workflows = PostgresWorkflows(pool, batch_size)
+
+    async def catch_up(
+        self,
+        tenant_id: str,
+        scope: str | None = None,
+        projections: Sequence[str] = ALL_PROJECTIONS,
+        until: int | None = None,
+        batch_size: int | None = None,
+    ) -> BatchReport:
+        """One batch, one transaction per kind; `scope` defaults to the tenant's own."""
+        spec = tuple(p for p in projections if p != WORKFLOWS)
+        report = BatchReport((), 0, {}, more=False)
+        try:
+            if spec:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    report = await writer.catch_up_batch(
+                        conn,
+                        tenant_id,
+                        scope or tenant_id,
+                        spec,
+                        batch_size or self._batch_size,
+                        until,
+                    )
+            if WORKFLOWS in projections:
+                flows = await self.workflows.catch_up(tenant_id, scope, until)
+                report = _merged(report, flows)
+        except Exception as exc:
+            raise translate(exc) from exc
+        return report
+
+    async def reset(self, scope: str, projections: Sequence[str]) -> None:
+        spec = tuple(p for p in projections if p != WORKFLOWS)
+        if spec:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await writer.lock_projections(conn, scope, spec)
+                await writer.reset(conn, scope, spec)
+        if WORKFLOWS in projections:
+            await self.workflows.reset(scope)
+
+    async def cursors(self, scope: str) -> dict[str, int]:
+        async with self._pool.acquire() as conn:
+            return await reads.cursors(conn, scope)
+
+    async def digests(
+        self, scope: str, *, use_cache: bool = True
+    ) -> tuple[dict[str, int], dict[str, str]]:
+        return await reads.digests(self._pool, scope, use_cache=use_cache)
+
+    async def failures(self, scope: str) -> list[FailureRecord]:
+        async with self._pool.acquire() as conn:
+            return await reads.open_failures(conn, scope)
+
+    async def summary(self, scope: str, trace_id: str) -> SummaryRow | None:
+        async with self._pool.acquire() as conn:
+            return await reads.summary(conn, scope, trace_id)
+
+    async def recent(
+        self,
+        scope: str,
+        *,
+        before: tuple[int, str] | None = None,
+        limit: int = 20,
+        search: str | None = None,
+        workflow: str | None = None,
+        status: str | None = None,
+    ) -> list[SummaryRow]:
+        async with self._pool.acquire() as conn:
+            return await reads.recent_summaries(
+                conn,
+                scope,
+                before=before,
+                limit=limit,
+                search=search,
+                workflow=workflow,
+                status=status,
+            )
+
+    async def edges_touching(
+        self, scope: str, node_ids: Sequence[str], edge_types: Sequence[str] | None
+    ) -> list[EdgeRef]:
+        async with self._pool.acquire() as conn:
+            return await reads.edges_touching(conn, scope, node_ids, edge_types)
+
+    async def nodes(self, scope: str, ids: Sequence[str]) -> list[NodeRow]:
+        async with self._pool.acquire() as conn:
+            return await reads.nodes_by_id(conn, scope, ids)
+
+    async def edges(self, scope: str, ids: Sequence[str]) -> list[EdgeRow]:
+        async with self._pool.acquire() as conn:
+            return await reads.edges_by_id(conn, scope, ids)
+
+    async def node_edges(
+        self, scope: str, key: str, direction: str, cursor: EdgeCursor | None, limit: int
+    ) -> tuple[list[EdgeRow], bool]:
+        async with self._pool.acquire() as conn:
+            return await reads.node_edges(conn, scope, key, direction, cursor, limit)
+
+    async def precedents(self, scope: str, query: PrecedentQuery) -> list[PrecedentHit]:
+        async with self._pool.acquire() as conn:
+            return await reads.precedents(conn, scope, query)
+
+    async def drop_scope(self, scope: str) -> None:
+        """Remove every row of a scratch scope (a finished or abandoned VERIFY)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await writer.lock_projections(conn, scope, PROJECTIONS)
+            await writer.reset(conn, scope, PROJECTIONS)
+            await conn.execute("DELETE FROM dg_projection_cursors WHERE scope = $1", scope)
+            await conn.execute("DELETE FROM dg_projection_digests WHERE scope = $1", scope)
+        await self.workflows.drop_scope(scope)
+
+    async def tenant_status(self, scope: str) -> dict[str, Any]:
+        async with self._pool.acquire() as conn:
+            return await reads.tenant_status(conn, scope)
+
+    async def lagging_tenants(self) -> list[tuple[str, int]]:
+        """Tenants whose slowest projection is behind their log: (tenant, last_log_seq)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT t.tenant_id, t.last_log_seq FROM dg_tenants t
+                   WHERE t.last_log_seq > 0 AND t.last_log_seq > (
+                       SELECT coalesce(min(c.last_log_seq), 0) FROM unnest($1::text[]) AS p
+                       LEFT JOIN dg_projection_cursors c
+                         ON c.scope = t.tenant_id AND c.projection = p)""",
+                list(ALL_PROJECTIONS),
+            )
+        return [(r["tenant_id"], r["last_log_seq"]) for r in rows]

@@ -1,0 +1,125 @@
+"""Request budgets per key, tenant and scope: a 429 with Retry-After and the stable code,
+shared by every server process (counters in Redis), never blocking another key or tenant."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import httpx
+import pytest
+from httpx_ws.transport import ASGIWebSocketTransport
+
+from server.app import create_app
+from server.core.rate_limit import RateLimits, scope_of, window_at
+from server.graphql.controller import operation_scope
+from server.settings import Settings
+from tests.support import APPEND, new_tenant, started, to_input
+
+pytestmark = pytest.mark.anyio
+
+HEALTH = "{ projectionHealth { lastLogSeq } }"
+REPLAY = """mutation { requestReplay(projection: ALL, mode: VERIFY, reason: "audit") {
+  replay { replayId } errors { code } } }"""
+
+
+@pytest.fixture
+async def limited(settings: Settings) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Two server processes' worth of apps sharing one Redis, with tiny budgets."""
+    opens_in = window_at(time.time()).retry_after
+    if opens_in < 5:  # do not straddle a window boundary
+        await asyncio.sleep(opens_in)
+    budgets = replace(
+        settings,
+        rate_limits=RateLimits(read=3, write=2, admin=1),
+        namespace=settings.namespace + "rl" + new_tenant()[2:8],
+    )
+    apps = [create_app(budgets), create_app(budgets)]
+    async with apps[0].lifespan(), apps[1].lifespan():
+        clients = [
+            httpx.AsyncClient(transport=ASGIWebSocketTransport(app=a), base_url="http://t")
+            for a in apps
+        ]
+        yield clients
+        for client in clients:
+            await client.aclose()
+
+
+def headers(token: str, tenant: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant}
+
+
+async def test_reads_are_limited_across_processes_with_retry_after(
+    limited: list[httpx.AsyncClient], admin_token: str
+) -> None:
+    tenant = new_tenant()
+    answers = [
+        await limited[n % 2].post(
+            "/graphql", json={"query": HEALTH}, headers=headers(admin_token, tenant)
+        )
+        for n in range(4)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    refused = answers[-1]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    (error,) = refused.json()["errors"]
+    assert error["extensions"]["code"] == "DG_ERR_RATE_LIMITED"
+    assert "read API scope" in error["message"]
+    # Another tenant of the same key has its own budget.
+    other = await limited[0].post(
+        "/graphql", json={"query": HEALTH}, headers=headers(admin_token, new_tenant())
+    )
+    assert other.status_code == 200
+
+
+async def test_writes_and_admin_have_their_own_budgets(
+    limited: list[httpx.AsyncClient], admin_token: str
+) -> None:
+    tenant = new_tenant()
+    statuses = []
+    for n in range(3):
+        body = {"query": APPEND, "variables": {"events": [to_input(started(f"t{n}"))]}}
+        response = await limited[n % 2].post(
+            "/graphql", json=body, headers=headers(admin_token, tenant)
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200, 200, 429]
+    # The refused append wrote nothing; reads still have their budget.
+    read = await limited[0].post(
+        "/graphql",
+        json={"query": "{ projectionHealth { lastLogSeq } }"},
+        headers=headers(admin_token, tenant),
+    )
+    assert read.status_code == 200 and read.json()["data"]["projectionHealth"]["lastLogSeq"] == 2
+    first = await limited[0].post(
+        "/graphql", json={"query": REPLAY}, headers=headers(admin_token, tenant)
+    )
+    second = await limited[1].post(
+        "/graphql", json={"query": REPLAY}, headers=headers(admin_token, tenant)
+    )
+    assert (first.status_code, second.status_code) == (200, 429)
+
+
+def test_operations_spend_the_budget_of_what_they_do() -> None:
+    assert operation_scope('{ trace(traceId: "t") { title } }', None) == "read"
+    assert (
+        operation_scope(
+            'mutation { workflowAction(workflowId: "w", action: CLAIM) { errors { code } } }', None
+        )
+        == "write"
+    )
+    assert (
+        operation_scope(
+            'query A { viewer { keyId } } mutation B { cancelReplay(replayId: "r") { errors { code } } }',
+            "B",
+        )
+        == "admin"
+    )
+    assert operation_scope('query { auditExport(traceId: "t") }', None) == "admin"
+    assert operation_scope("not graphql", None) == "read"
+    assert scope_of("subscription", frozenset({"events"})) == "read"
+    assert window_at(120.0).retry_after == 60 and window_at(179.5).retry_after == 1
+    assert window_at(179.5).index == window_at(120.0).index != window_at(180.0).index

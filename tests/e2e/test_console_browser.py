@@ -1,0 +1,211 @@
+"""The console in a real browser: real server, worker and console processes, headless
+Chromium driven by Selenium."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from decisiongraph.sdk import DecisionGraphClient, GraphQLError
+from server.cli import create_key
+from server.demo.release_demo import LIVE, LIVE_WORKFLOW, release_demo_events
+from server.settings import Settings
+from tests.e2e.conftest import Process, Server, free_port, process_env, start_ready
+from tests.support import input_observed, new_tenant, to_input
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+
+
+def _browser_binaries() -> tuple[str, str]:
+    """Debian's chromium and chromium-driver, installed on first use when missing."""
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if browser is None or driver is None:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
+            check=True,
+            capture_output=True,
+        )
+        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert browser and driver, "chromium and chromium-driver could not be installed"
+    return browser, driver
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    binary, driver_path = _browser_binaries()
+    options = Options()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1500,1000"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def console(
+    server: Server, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    port = free_port()
+    env = process_env(
+        settings,
+        DG_API_URL=server.url,
+        DG_UI_PORT=str(port),
+        DG_DATA_DIR=str(tmp_path_factory.mktemp("console-data")),
+    )
+    url = f"http://127.0.0.1:{port}"
+    process = start_ready(
+        "console", ["ui"], env, tmp_path_factory.mktemp("console"), f"{url}/healthz"
+    )
+    yield url
+    process.stop()
+
+
+def wait_for(browser: WebDriver, xpath: str, within: float = 15) -> Any:
+    return WebDriverWait(browser, within, poll_frequency=0.05).until(
+        lambda d: d.find_element(By.XPATH, xpath)
+    )
+
+
+def text_xpath(text: str) -> str:
+    return f"//*[contains(normalize-space(.), {text!r}) and not(.//*[contains(normalize-space(.), {text!r})])]"
+
+
+def sign_in(browser: WebDriver, console: str, token: str) -> None:
+    browser.delete_all_cookies()
+    browser.get(f"{console}/signin")
+    wait_for(browser, "//input[@type='password']").send_keys(token)
+    browser.find_element(By.XPATH, "//button[contains(., 'Sign in')]").click()
+
+
+def shot(browser: WebDriver, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def seed(server: Server, token: str) -> None:
+    async def run() -> None:
+        async with DecisionGraphClient(server.url, token) as api:
+            await api.append([to_input(e) for e in release_demo_events()])
+
+    asyncio.run(run())
+
+
+def test_a_wrong_key_is_refused_at_sign_in(browser: WebDriver, console: str) -> None:
+    sign_in(browser, console, "dg_nope_not_a_key")
+    wait_for(browser, text_xpath("Sign-in refused"))
+    browser.get(f"{console}/")
+    wait_for(browser, "//input[@type='password']")  # still signed out
+
+
+def test_the_operator_journey(
+    browser: WebDriver,
+    console: str,
+    server: Server,
+    start_worker: Callable[[], Process],
+    settings: Settings,
+) -> None:
+    tenant = new_tenant()
+    token = asyncio.run(create_key(settings, "operator", [tenant], ["admin"]))
+    start_worker()
+    seed(server, token)
+    sign_in(browser, console, token)
+    wait_for(browser, text_xpath("Projection health"))
+    deep = f"{console}/?tenant={tenant}&trace_id={LIVE}&workflow_id={LIVE_WORKFLOW}"
+    browser.get(deep)
+    wait_for(browser, text_xpath("Live renewal exception review for Acme Platform"))
+    wait_for(browser, text_xpath("escalated"), within=20)  # the SLA timer got there first
+    shot(browser, "inbox")
+
+    # Approve with a rationale: the inbox and the trace both show it.
+    wait_for(browser, "//textarea").send_keys("Strategic renewal; margin holds")
+    wait_for(browser, "//button[contains(., 'Approve')]").click()
+    wait_for(browser, "//*[contains(@class,'dg-chip') and normalize-space(.)='approved']")
+    browser.get(f"{console}/?tenant={tenant}&view=traces&trace_id={LIVE}")
+    wait_for(browser, text_xpath("ApprovalRecorded"))
+    shot(browser, "trace")
+
+    # VERIFY replay: watch progress reach "digests match".
+    browser.get(f"{console}/?tenant={tenant}&view=replays")
+    inputs = WebDriverWait(browser, 15).until(
+        lambda d: d.find_elements(By.XPATH, "//input[@type='text' or not(@type)]")
+    )
+    reason = browser.find_element(By.XPATH, "//label[contains(., 'reason')]//input")
+    reason.send_keys("browser check")
+    confirm = browser.find_element(By.XPATH, "//label[contains(., 'confirmation')]//input")
+    confirm.send_keys("VERIFY ALL")
+    assert inputs
+    browser.find_element(By.XPATH, "//button[contains(., 'Queue replay')]").click()
+    wait_for(browser, text_xpath("digests match"), within=30)
+    shot(browser, "replays")
+
+    # The stream: a new event appears without reload, within a second.
+    browser.get(f"{console}/?tenant={tenant}&view=stream")
+    wait_for(browser, text_xpath("seq 23"))  # the approval was position 23
+
+    async def append() -> float:
+        async with DecisionGraphClient(server.url, token) as api:
+            await api.append([to_input(input_observed(LIVE, 7, idempotency_key="browser"))])
+        return time.monotonic()
+
+    appended = asyncio.run(append())
+    try:
+        wait_for(browser, text_xpath("seq 24"), within=5)
+    except TimeoutException:
+        raise AssertionError("the new event never reached the stream") from None
+    delay = time.monotonic() - appended
+    shot(browser, "stream")
+    assert delay < 1.0, f"the event took {delay:.2f} s to appear"
+
+
+def test_a_reader_cannot_act_in_the_console_or_the_api(
+    browser: WebDriver,
+    console: str,
+    server: Server,
+    start_worker: Callable[[], Process],
+    settings: Settings,
+) -> None:
+    start_worker()
+    tenant = new_tenant()
+    admin = asyncio.run(create_key(settings, "seeder", [tenant], ["admin"]))
+    reader = asyncio.run(create_key(settings, "auditor", [tenant], ["reader"]))
+    seed(server, admin)
+    sign_in(browser, console, reader)
+    wait_for(browser, text_xpath("Projection health"))
+    browser.get(f"{console}/?tenant={tenant}&trace_id={LIVE}&workflow_id={LIVE_WORKFLOW}")
+    wait_for(browser, text_xpath("Needs the reviewer or admin role"))
+    approve = wait_for(browser, "//button[contains(., 'Approve')]")
+    assert approve.get_attribute("disabled") is not None
+
+    async def try_api() -> GraphQLError:
+        async with DecisionGraphClient(server.url, reader) as api:
+            with pytest.raises(GraphQLError) as refused:
+                await api.mutate(
+                    """mutation($id: String!) { reviewWorkflow(workflowId: $id,
+                       decision: APPROVE, rationale: "sneaky") { errors { code message } } }""",
+                    "reviewWorkflow",
+                    {"id": LIVE_WORKFLOW},
+                )
+            return refused.value
+
+    assert asyncio.run(try_api()).code == "DG_ERR_FORBIDDEN"

@@ -1,0 +1,666 @@
+"""Invariants 23-42 of spec/semantics.md §11, each as its own test on real PostgreSQL.
+
+Projections are driven by calling the catch-up use case directly (what the worker runs),
+so each test controls exactly when the log is projected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from server.core.canonical_json import payload_hash, stored_payload_json
+from server.core.projector import InMemoryProjector
+from server.service import projection
+from server.service.projection import CatchUpResult
+from server.store.event_log import row_to_event
+from server.store.projections import PostgresProjections
+from tests.support import (
+    GraphQLClient,
+    derived_expectations,
+    envelope,
+    finished,
+    golden_digests,
+    golden_events,
+    input_observed,
+    started,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def project(pool: asyncpg.Pool, tenant: str) -> CatchUpResult:
+    return await projection.catch_up(PostgresProjections(pool, batch_size=4), None, tenant)
+
+
+async def insert_behind_the_back(
+    pool: asyncpg.Pool, tenant: str, event: dict[str, Any], stored_hash: str | None = None
+) -> int:
+    """Write a row the way a buggy or malicious client of the database might."""
+    async with pool.acquire() as conn, conn.transaction():
+        position = await conn.fetchval(
+            "UPDATE dg_tenants SET last_log_seq = last_log_seq + 1 WHERE tenant_id = $1 "
+            "RETURNING last_log_seq",
+            tenant,
+        )
+        await conn.execute(
+            """INSERT INTO dg_event_log (tenant_id, log_seq, event_id, trace_id, trace_seq,
+               event_type, occurred_at, recorded_at, producer_id, system, actor_type, actor_id,
+               idempotency_key, schema_version, payload_json, payload_hash)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, 'now', 'p', 's', 'agent', 'a', $8, 1, $9, $10)""",
+            tenant,
+            position,
+            event["event_id"],
+            event["trace_id"],
+            event["trace_seq"],
+            event["event_type"],
+            event["occurred_at"],
+            event["idempotency_key"],
+            stored_payload_json(event["payload"]),
+            stored_hash or payload_hash(event["payload"]),
+        )
+        return int(position)
+
+
+async def rows(pool: asyncpg.Pool, sql: str, *args: Any) -> list[dict[str, Any]]:
+    async with pool.acquire() as conn:
+        return [dict(r) for r in await conn.fetch(sql, *args)]
+
+
+HEALTH = """{ projectionHealth { lastLogSeq projectedTo projections { name cursor pending stale
+             status failures { logSeq eventId code message } } } }"""
+
+
+async def test_invariant_23_hash_mismatch_stops_the_projection(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    await gql.append_ok([started("t"), input_observed("t", 1)])
+    bad = input_observed("t", 2)
+    position = await insert_behind_the_back(pool, tenant, bad, "sha256:" + "0" * 64)
+    await gql.append_ok([started("u")])
+    result = await project(pool, tenant)
+    assert result.failure is not None and result.failure.event.log_seq == position
+    assert result.failure.error.code == "DG_ERR_CONFLICT"
+    health = (await gql.data(HEALTH))["projectionHealth"]
+    spec = [state for state in health["projections"] if state["name"] != "workflows"]
+    assert len(spec) == 3
+    # The workflow projection reads decision events only: a tampered input is not its own.
+    assert [s["status"] for s in health["projections"] if s["name"] == "workflows"] == ["READY"]
+    for state in spec:
+        assert state["cursor"] == position - 1 and state["status"] == "FAILING"
+        assert state["failures"][0]["code"] == "DG_ERR_CONFLICT"
+        assert state["failures"][0]["message"].startswith(
+            f"Payload hash mismatch for event {bad['event_id']}: expected sha256:000"
+        )
+    again = await project(pool, tenant)  # stays stopped: never skipped
+    assert again.applied == 0 and again.failure is not None
+
+
+async def test_invariant_24_trace_seq_gaps_stop_and_restarts_resume(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    await gql.append_ok([started("t"), input_observed("t", 1), input_observed("t", 2)])
+    await project(pool, tenant)
+    await gql.append_ok([input_observed("t", 3)])
+    fresh = await projection.catch_up(PostgresProjections(pool), None, tenant)  # "restart"
+    assert fresh.failure is None and fresh.cursors["context_graph"] == 4
+    await insert_behind_the_back(pool, tenant, input_observed("t", 6, idempotency_key="gap"))
+    gap = await project(pool, tenant)
+    assert gap.failure is not None
+    assert gap.failure.error.code == "DG_ERR_EVENT_SEQUENCE_INVALID"
+    assert gap.failure.error.message == "trace_seq gap in trace t: expected 4, got 6"
+
+
+async def test_invariant_25_cursor_moves_only_past_applied_events(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    await gql.append_ok([started("t")])
+    await insert_behind_the_back(pool, tenant, input_observed("t", 1), "sha256:" + "1" * 64)
+    result = await project(pool, tenant)
+    assert result.cursors == {
+        "context_graph": 1,
+        "trace_summary": 1,
+        "precedent_index": 1,
+        "workflows": 2,  # it has no decision event to check, and moves on
+    }
+    nodes = await rows(pool, "SELECT node_id FROM dg_cg_nodes WHERE scope = $1", tenant)
+    assert "input:input:t:1" not in {n["node_id"] for n in nodes}  # nothing of the bad event
+
+
+async def test_invariant_26_ids_times_and_attrs(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    events = golden_events("dealdesk")
+    await gql.append_ok(events)
+    await project(pool, tenant)
+    occurred = {e["event_id"]: e["occurred_at"] for e in events}
+    edges = await rows(
+        pool,
+        "SELECT edge_id, edge_type, from_node_id, to_node_id, created_at, "
+        "metadata_json FROM dg_cg_edges WHERE scope = $1",
+        tenant,
+    )
+    assert edges
+    for edge in edges:
+        event_id = edge["edge_id"].rsplit(":", 1)[1]
+        prefix = f"{edge['edge_type']}:{edge['from_node_id']}:{edge['to_node_id']}:"
+        assert edge["edge_id"] == prefix + event_id
+        assert edge["created_at"] == occurred[event_id] and edge["metadata_json"] == "{}"
+    nodes = await rows(
+        pool, "SELECT node_id, node_type, metadata_json FROM dg_cg_nodes WHERE scope = $1", tenant
+    )
+    assert all(n["node_id"].startswith(n["node_type"] + ":") for n in nodes)
+    assert {n["metadata_json"] for n in nodes} == {"{}"}
+
+
+async def test_invariant_27_first_write_wins_and_placeholders(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    cite = envelope(
+        "a",
+        1,
+        "PrecedentCited",
+        {"cited_trace_id": "b", "reason": "similar"},
+        occurred_at="2026-01-01T00:00:05Z",
+    )
+    await gql.append_ok([started("a"), cite, started("b", occurred_at="2026-01-02T00:00:00Z")])
+    await project(pool, tenant)
+    placeholder = (
+        await rows(
+            pool,
+            "SELECT node_type, trace_id, log_seq, created_at FROM "
+            "dg_cg_nodes WHERE scope = $1 AND node_id = 'trace:b'",
+            tenant,
+        )
+    )[0]
+    assert placeholder == {
+        "node_type": "trace",
+        "trace_id": "b",
+        "log_seq": 2,
+        "created_at": "2026-01-01T00:00:05Z",
+    }
+    shared = (
+        await rows(
+            pool,
+            "SELECT trace_id, log_seq FROM dg_cg_nodes WHERE scope = $1 "
+            "AND node_id = 'entity:account:acct-1'",
+            tenant,
+        )
+    )[0]
+    assert shared == {"trace_id": "a", "log_seq": 1}
+
+
+async def test_invariant_28_summary_touched_by_start_and_finish_only(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    await gql.append_ok([started("t"), input_observed("t", 1), input_observed("t", 2)])
+    await project(pool, tenant)
+    open_row = (
+        await rows(
+            pool,
+            "SELECT event_count, last_log_seq, outcome FROM dg_trace_summary WHERE scope = $1",
+            tenant,
+        )
+    )[0]
+    assert open_row == {"event_count": 1, "last_log_seq": 1, "outcome": None}
+    await gql.append_ok([finished("t", 3, "failure")])
+    await project(pool, tenant)
+    done = (
+        await rows(
+            pool,
+            "SELECT event_count, last_log_seq, outcome FROM dg_trace_summary WHERE scope = $1",
+            tenant,
+        )
+    )[0]
+    assert done == {"event_count": 2, "last_log_seq": 4, "outcome": "failure"}
+
+
+async def test_invariant_29_precedents_appear_when_the_trace_finishes(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    policy = {
+        "policy": {"policy_id": "cap", "policy_version": "1"},
+        "inputs": [],
+        "decision": "require_exception",
+    }
+    exception = {
+        "exception_id": "ex1",
+        "reason": "r",
+        "policy": {"policy_id": "cap", "policy_version": "1"},
+    }
+    await gql.append_ok(
+        [
+            started("t"),
+            envelope("t", 1, "PolicyEvaluated", policy),
+            envelope("t", 2, "ExceptionRequested", exception),
+        ]
+    )
+    await project(pool, tenant)
+    assert await rows(pool, "SELECT 1 FROM dg_precedent_index WHERE scope = $1", tenant) == []
+    await gql.append_ok([finished("t", 3)])
+    await project(pool, tenant)
+    found = await rows(
+        pool,
+        "SELECT exception_id, policy_id, primary_entity_type, "
+        "primary_entity_system, primary_entity_id, log_seq FROM "
+        "dg_precedent_index WHERE scope = $1 ORDER BY log_seq",
+        tenant,
+    )
+    assert found == [
+        {
+            "exception_id": None,
+            "policy_id": "cap",
+            "primary_entity_type": "account",
+            "primary_entity_system": "crm",
+            "primary_entity_id": "acct-1",
+            "log_seq": 2,
+        },
+        {
+            "exception_id": "ex1",
+            "policy_id": "cap",
+            "primary_entity_type": "account",
+            "primary_entity_system": "crm",
+            "primary_entity_id": "acct-1",
+            "log_seq": 3,
+        },
+    ]
+
+
+DIGESTS = """{ projectionHealth { digests { contextGraph traceSummary precedentIndex
+               fullProjection } } }"""
+
+
+def as_spec(digests: dict[str, str]) -> dict[str, str]:
+    return {
+        "context_graph": digests["contextGraph"],
+        "trace_summary": digests["traceSummary"],
+        "precedent_index": digests["precedentIndex"],
+        "full_projection": digests["fullProjection"],
+    }
+
+
+@pytest.mark.parametrize("scenario", ["dealdesk", "renewal", "support"])
+async def test_invariant_30_golden_scenarios(
+    gql: GraphQLClient, pool: asyncpg.Pool, scenario: str
+) -> None:
+    await gql.append_ok(golden_events(scenario))
+    await project(pool, gql.tenant or "")
+    digests = (await gql.data(DIGESTS))["projectionHealth"]["digests"]
+    assert as_spec(digests) == golden_digests(scenario)
+
+
+async def test_invariant_31_rebuild_equals_incremental_and_recorded_at_is_ignored(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    events = [e for s in ("dealdesk", "renewal", "support") for e in golden_events(s)]
+    for i in range(0, len(events), 5):  # incremental, in several catch-ups
+        await gql.append_ok(events[i : i + 5])
+        await project(pool, tenant)
+    incremental = (await gql.data(DIGESTS))["projectionHealth"]["digests"]
+    store = PostgresProjections(pool, batch_size=7)
+    await store.reset(tenant, ("context_graph", "trace_summary", "precedent_index"))
+    await projection.catch_up(store, None, tenant)
+    rebuilt = (await gql.data(DIGESTS))["projectionHealth"]["digests"]
+    assert rebuilt == incremental
+    # The derived expectations were computed with other recorded_at values entirely.
+    combined = derived_expectations()["combined_store_digests"]
+    (expected,) = combined.values()
+    assert as_spec(rebuilt) == expected["digests"]
+
+
+async def test_invariant_32_full_digest_and_what_is_not_digested(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    await gql.append_ok(golden_events("renewal"))
+    await project(pool, tenant)
+    before = (await gql.data(DIGESTS))["projectionHealth"]["digests"]
+    text = f"{before['contextGraph']}:{before['traceSummary']}:{before['precedentIndex']}"
+    assert before["fullProjection"] == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM dg_policy_eval_index WHERE scope = $1", tenant)
+    _, fresh = await PostgresProjections(pool).digests(tenant, use_cache=False)
+    assert fresh["context_graph"] == before["contextGraph"]
+    assert fresh["precedent_index"] == before["precedentIndex"]
+
+
+async def test_invariant_33_stale_reads_and_log_reads(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    await gql.append_ok([started("t")])
+    await project(pool, tenant)
+    stored = await gql.append_ok([input_observed("t", 1)])
+    query = """query($n: Long!) { contextGraph(nodeType: "trace", nodeId: "t", atLeast: $n)
+               { nodes { nodeId } } }"""
+    body = await gql.execute(query, {"n": stored[0]["logSeq"]})
+    assert body["errors"][0]["extensions"]["code"] == "DG_ERR_PROJECTION_OUT_OF_DATE"
+    assert body["errors"][0]["message"] == "Projections at log_seq=1, events at 2"
+    # without atLeast the read answers from current state and says how far it reaches
+    now = await gql.data('{ contextGraph(nodeType: "trace", nodeId: "t") { projectedTo } }')
+    assert now["contextGraph"]["projectedTo"] == 1
+    # the log itself is never stale
+    assert (
+        len(
+            (await gql.data('{ trace(traceId: "t") { events { edges { cursor } } } }'))["trace"][
+                "events"
+            ]["edges"]
+        )
+        == 2
+    )
+
+
+async def test_invariant_34_unknown_traces(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    await gql.append_ok([started("t")])
+    await project(pool, tenant)
+    data = await gql.data(
+        '{ a: trace(traceId: "nope") { traceId } '
+        'b: trace(traceId: "t") { summary { traceId } events(afterTraceSeq: 5) '
+        "{ edges { cursor } } } }"
+    )
+    # The API answers "no such trace" with null (spec/api.md), not an error; paging past
+    # the end of a trace is an empty page.
+    assert data["a"] is None
+    assert data["b"] == {"summary": {"traceId": "t"}, "events": {"edges": []}}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ events(first: 10001) { edges { cursor } } }",
+        '{ trace(traceId: "t") { events(first: 10001) { edges { cursor } } } }',
+        "{ precedents(first: 10001) { traceId } }",
+    ],
+)
+async def test_invariant_35_limits(gql: GraphQLClient, query: str) -> None:
+    await gql.append_ok([started("t")])
+    body = await gql.execute(query)
+    assert body["errors"][0]["extensions"]["code"] == "DG_ERR_INVALID_ARGUMENT"
+    assert "10000" in body["errors"][0]["message"]
+
+
+GRAPH = """query($t: String!, $id: String!, $d: Int!, $n: Int!, $e: Int!, $et: [String!],
+                 $nt: [String!]) {
+  contextGraph(nodeType: $t, nodeId: $id, maxDepth: $d, maxNodes: $n, maxEdges: $e,
+               edgeTypes: $et, nodeTypes: $nt) {
+    center nodes { nodeId nodeType traceId logSeq createdAt attrs }
+    edges { edgeId edgeType fromNodeId toNodeId } truncated } }"""
+
+
+async def graph(
+    gql: GraphQLClient,
+    node_type: str,
+    node_id: str,
+    depth: int = 1,
+    nodes: int = 100,
+    edges: int = 500,
+    edge_types: Any = None,
+    node_types: Any = None,
+) -> dict[str, Any]:
+    data = await gql.data(
+        GRAPH,
+        {
+            "t": node_type,
+            "id": node_id,
+            "d": depth,
+            "n": nodes,
+            "e": edges,
+            "et": edge_types,
+            "nt": node_types,
+        },
+    )
+    result: dict[str, Any] = data["contextGraph"]
+    return result
+
+
+async def test_invariant_36_subgraph_order_depth_zero_and_missing_center(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    await gql.append_ok(golden_events("renewal"))
+    await project(pool, tenant)
+    trace = golden_events("renewal")[0]["trace_id"]
+    full = await graph(gql, "trace", trace, depth=3)
+    ids = [n["nodeId"] for n in full["nodes"]]
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+    edge_ids = [e["edgeId"] for e in full["edges"]]
+    assert edge_ids == sorted(edge_ids) and len(edge_ids) == len(set(edge_ids))
+    zero = await graph(gql, "trace", trace, depth=0)
+    assert [n["nodeId"] for n in zero["nodes"]] == [f"trace:{trace}"] and zero["edges"] == []
+    missing = await graph(gql, "trace", "nope", depth=3)
+    assert missing == {"center": "trace:nope", "nodes": [], "edges": [], "truncated": False}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"d": 11}, "max_depth must be <= 10"),
+        ({"d": -1}, "max_depth must be non-negative"),
+        ({"n": 0}, "max_nodes must be positive"),
+        ({"e": 0}, "max_edges must be positive"),
+        ({"et": []}, "edge_types must not be empty if specified"),
+        ({"nt": []}, "node_types must not be empty if specified"),
+    ],
+)
+async def test_invariant_37_graph_filter_rules(
+    gql: GraphQLClient, args: dict[str, Any], message: str
+) -> None:
+    variables = {"t": "trace", "id": "x", "d": 1, "n": 100, "e": 500, "et": None, "nt": None} | args
+    body = await gql.execute(GRAPH, variables)
+    assert body["errors"][0]["extensions"]["code"] == "DG_ERR_INVALID_ARGUMENT"
+    assert body["errors"][0]["message"] == message
+
+
+def reference_bfs(
+    edges: list[tuple[str, str, str]],
+    center: str,
+    node_ids: set[str],
+    depth: int,
+    max_nodes: int,
+    max_edges: int,
+    node_types: set[str] | None,
+) -> tuple[list[str], list[str], bool]:
+    """§7.5 written out independently of server/core/graph_query.py."""
+    visited_nodes, visited_edges = {center}, []
+    frontier, level, truncated = {center}, 0, False
+    while frontier and not truncated and level < depth:
+        nxt: set[str] = set()
+        for edge_id, a, b in sorted(e for e in edges if e[1] in frontier or e[2] in frontier):
+            if edge_id in visited_edges:
+                continue
+            if len(visited_edges) >= max_edges:
+                truncated = True
+                break
+            visited_edges.append(edge_id)
+            for end in (a, b):
+                if end in visited_nodes:
+                    continue
+                if node_types and (end.split(":", 1)[0] if ":" in end else "") not in node_types:
+                    continue
+                if len(visited_nodes) >= max_nodes:
+                    truncated = True
+                    break
+                visited_nodes.add(end)
+                nxt.add(end)
+            if truncated:
+                break
+        frontier, level = nxt, level + 1
+    return sorted(n for n in visited_nodes if n in node_ids), sorted(visited_edges), truncated
+
+
+@pytest.mark.parametrize(
+    ("depth", "max_nodes", "max_edges", "node_types"),
+    [
+        (2, 100, 500, None),
+        (3, 5, 500, None),
+        (3, 100, 4, None),
+        (2, 3, 3, None),
+        (3, 100, 500, ["entity", "actor"]),
+        (1, 1, 500, None),
+    ],
+)
+async def test_invariant_38_truncation_matches_the_reference(
+    gql: GraphQLClient,
+    pool: asyncpg.Pool,
+    tenant: str,
+    depth: int,
+    max_nodes: int,
+    max_edges: int,
+    node_types: list[str] | None,
+) -> None:
+    events = [e for s in ("dealdesk", "renewal", "support") for e in golden_events(s)]
+    await gql.append_ok(events)
+    await project(pool, tenant)
+    oracle = InMemoryProjector()
+    oracle.apply_all(
+        [
+            row_to_event(r)
+            for r in await rows(
+                pool, "SELECT * FROM dg_event_log WHERE tenant_id = $1 ORDER BY log_seq", tenant
+            )
+        ]
+    )  # type: ignore[arg-type]
+    edges = [(e.edge_id, e.from_node_id, e.to_node_id) for e in oracle.edges.values()]
+    center = f"trace:{events[0]['trace_id']}"
+    want = reference_bfs(
+        edges,
+        center,
+        set(oracle.nodes),
+        depth,
+        max_nodes,
+        max_edges,
+        set(node_types) if node_types else None,
+    )
+    got = await graph(
+        gql, "trace", events[0]["trace_id"], depth, max_nodes, max_edges, node_types=node_types
+    )
+    assert (
+        [n["nodeId"] for n in got["nodes"]],
+        [e["edgeId"] for e in got["edges"]],
+        got["truncated"],
+    ) == want
+
+
+EDGES = """query($id: String!, $d: EdgeDirection!, $first: Int!, $after: String) {
+  nodeEdges(nodeType: "entity", nodeId: $id, direction: $d, first: $first, after: $after) {
+    edges { node { edgeId logSeq } cursor } pageInfo { hasNextPage endCursor } } }"""
+
+
+async def test_invariant_39_edge_pages(gql: GraphQLClient, pool: asyncpg.Pool, tenant: str) -> None:
+    for i in range(7):
+        await gql.append_ok([started(f"t{i}")])  # each trace involves entity account:acct-1
+    await project(pool, tenant)
+    seen: list[tuple[int, str]] = []
+    after = None
+    while True:
+        page = (
+            await gql.data(
+                EDGES, {"id": "account:acct-1", "d": "INCOMING", "first": 3, "after": after}
+            )
+        )["nodeEdges"]
+        seen += [(e["node"]["logSeq"], e["node"]["edgeId"]) for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 7
+    outgoing = await gql.execute(
+        EDGES, {"id": "account:acct-1", "d": "OUTGOING", "first": 3, "after": after}
+    )
+    assert outgoing["errors"][0]["message"] == "cursor.direction must match direction argument"
+    zero = await gql.execute(EDGES, {"id": "account:acct-1", "d": "BOTH", "first": 0})
+    assert zero["errors"][0]["message"] == "limit must be positive, got 0"
+
+
+PRECEDENTS = """query($p: String, $v: String, $o: String) { precedents(policyId: $p,
+  policyVersion: $v, outcome: $o) { traceId outcome policyId policyVersion lastLogSeq } }"""
+
+
+async def test_invariant_40_precedent_order_and_ranking(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    def policy(trace: str, seq: int, version: str) -> dict[str, Any]:
+        return envelope(
+            trace,
+            seq,
+            "PolicyEvaluated",
+            {
+                "policy": {"policy_id": "cap", "policy_version": version},
+                "inputs": [],
+                "decision": "deny",
+            },
+        )
+
+    def exception(trace: str, seq: int, version: str) -> dict[str, Any]:
+        return envelope(
+            trace,
+            seq,
+            "ExceptionRequested",
+            {
+                "exception_id": f"ex-{trace}",
+                "reason": "r",
+                "policy": {"policy_id": "cap", "policy_version": version},
+            },
+        )
+
+    await gql.append_ok(
+        [started("a"), exception("a", 1, "1"), policy("a", 2, "2"), finished("a", 3)]
+    )
+    await gql.append_ok(
+        [started("b"), policy("b", 1, "1"), policy("b", 2, "3"), finished("b", 3, "failure")]
+    )
+    await gql.append_ok([started("c"), policy("c", 1, "1")])  # never finishes
+    await project(pool, tenant)
+    hits = (await gql.data(PRECEDENTS, {"p": "cap"}))["precedents"]
+    assert [(h["traceId"], h["policyVersion"]) for h in hits] == [("b", "3"), ("a", "1")]
+    assert [h["lastLogSeq"] for h in hits] == [8, 4]
+    assert (await gql.data(PRECEDENTS, {"p": "cap", "v": "1", "o": "success"}))["precedents"][0][
+        "traceId"
+    ] == "a"
+    everything = (await gql.data("{ precedents { traceId policyId } }"))["precedents"]
+    assert everything == [{"traceId": "b", "policyId": None}, {"traceId": "a", "policyId": None}]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ('policyVersion: "1"', "policy_version requires policy_id"),
+        ('entityId: "x"', "entity_id requires entity_type"),
+        ("first: 0", "limit must be positive"),
+    ],
+)
+async def test_invariant_41_precedent_query_rules(
+    gql: GraphQLClient, args: str, message: str
+) -> None:
+    body = await gql.execute(f"{{ precedents({args}) {{ traceId }} }}")
+    assert body["errors"][0]["extensions"]["code"] == "DG_ERR_INVALID_ARGUMENT"
+    assert body["errors"][0]["message"] == message
+
+
+async def test_invariant_42_health_arithmetic(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    await gql.append_ok([started("t"), input_observed("t", 1)])
+    await project(pool, tenant)
+    await gql.append_ok([input_observed("t", 2), input_observed("t", 3), input_observed("t", 4)])
+    health = (await gql.data(HEALTH))["projectionHealth"]
+    assert health["lastLogSeq"] == 5 and health["projectedTo"] == 2
+    for state in health["projections"]:
+        assert (state["cursor"], state["pending"], state["stale"], state["status"]) == (
+            2,
+            3,
+            True,
+            "CATCHING_UP",
+        )
+    await project(pool, tenant)
+    health = (await gql.data(HEALTH))["projectionHealth"]
+    assert all(
+        (s["pending"], s["stale"], s["status"]) == (0, False, "READY")
+        for s in health["projections"]
+    )
+    digests = (await gql.data(DIGESTS))["projectionHealth"]["digests"]
+    assert set(digests) == {"contextGraph", "traceSummary", "precedentIndex", "fullProjection"}
+    assert json.dumps(digests)  # all four are present and strings
+    assert all(v.startswith("sha256:") and len(v) == 71 for v in digests.values())

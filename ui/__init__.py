@@ -1,0 +1,1 @@
+"""NiceGUI operator console: a client of the public GraphQL API only."""
