@@ -13,19 +13,20 @@ from bench.ingest import bench_ingest
 from bench.live import bench_live
 from bench.projection import bench_projection
 from bench.report import render
+from bench.storage import bench_storage
 
 RESULTS = ROOT / "bench-results" / "latest.json"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("only", nargs="*", help="subset: ingest, projection, live")
+    parser.add_argument("only", nargs="*", help="subset: ingest, projection, live, storage")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each run")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--events", type=int, default=100_000, help="events to rebuild")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    wanted = set(args.only) or {"ingest", "projection", "live"}
+    wanted = set(args.only) or {"ingest", "projection", "live", "storage"}
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with bench_settings() as settings:
         results["machine"] = machine() | {
@@ -41,6 +42,9 @@ def main() -> int:
         if "live" in wanted:
             print("live ...", flush=True)
             results["live"] = bench_live(settings, args.workers)
+        if "storage" in wanted:
+            print("storage ...", flush=True)
+            results["storage"] = bench_storage(settings)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     (ROOT / "docs" / "benchmarks.md").write_text(render(results))

@@ -70,28 +70,36 @@ def _with_database(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
+async def _admin(server_dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(_with_database(server_dsn, "postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def scratch_database(server_dsn: str) -> Iterator[str]:
+    """A fresh, migrated database on the server of `server_dsn`, dropped at the end."""
+    name = f"dg_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(server_dsn, f"CREATE DATABASE {name}"))
+    url = _with_database(server_dsn, name)
+    try:
+        asyncio.run(migrate(url))
+        yield url
+    finally:
+        asyncio.run(_admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 @contextmanager
 def bench_settings() -> Iterator[Settings]:
     """Resolved services and a fresh, migrated database dropped at the end."""
     base = replace(Settings.from_env(os.environ), data_dir=ROOT / ".dg-test")
     resolved = embedded.resolve(base)
-    name = f"dg_bench_{uuid.uuid4().hex[:8]}"
-    server_dsn = resolved.require_database_url
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(_with_database(server_dsn, "postgres"))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    url = _with_database(server_dsn, name)
-    asyncio.run(migrate(url))
     try:
-        yield replace(resolved, database_url=url, namespace=f"bench{uuid.uuid4().hex[:6]}")
+        with scratch_database(resolved.require_database_url) as url:
+            yield replace(resolved, database_url=url, namespace=f"bench{uuid.uuid4().hex[:6]}")
     finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         embedded.stop(base, redis=base.redis_url is None, postgres_=base.database_url is None)
 
 

@@ -120,4 +120,19 @@ def render(results: dict[str, Any]) -> str:
             "subscription** (connection included).\n\n",
             "Target: p99 under 100 ms with 1000 subscribers.\n",
         ]
+    storage = results.get("storage")
+    if storage:
+        out += [
+            "\n## Storage per event (for docs/operations.md's sizing)\n",
+            f"{storage['events']} events of the ingest shape in a database of their own, "
+            "projected to the end and vacuumed; heap, indexes and TOAST together. The log: "
+            f"**{storage['log_bytes_per_event']} B/event**; the three projections: "
+            f"**{storage['projection_bytes_per_event']} B/event**; a `decisiongraph backup` "
+            f"file: **{storage['backup_bytes_per_event']} B/event** (a lower bound: the bench's "
+            "payloads differ only in ids and compress far better than real ones).\n\n",
+            _table(
+                [{"table": t, "bytes_per_event": b} for t, b in storage["tables"].items()],
+                ["table", "bytes_per_event"],
+            ),
+        ]
     return "".join(out)

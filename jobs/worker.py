@@ -96,14 +96,17 @@ class DecisionGraphWorker(Worker):
         if not self._pool:
             return
         # Let the cancelled poll loop unwind before anything else uses the pool. A Redis
-        # command in flight can swallow one cancellation, so ask until it is really done.
+        # command in flight can swallow one cancellation, so ask again until it is really
+        # done, but give each request time: a second cancellation that lands while an arq
+        # pipeline is unwinding (its UNWATCH in `__aexit__`) strands that pipeline's
+        # connection outside the pool.
         main = self.main_task
         if main is not None and main is not asyncio.current_task():
-            for _ in range(100):
+            for attempt in range(20):
                 if main.done():
                     break
                 main.cancel()
-                await asyncio.wait([main], timeout=0.1)
+                await asyncio.wait([main], timeout=2.0 if attempt == 0 else 0.5)
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         with contextlib.suppress(RedisError, OSError):
             await self.pool.delete(self.health_check_key)

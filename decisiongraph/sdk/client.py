@@ -108,14 +108,30 @@ class RetryPolicy:
     attempts: int = 6
     first_delay: float = 0.1
     max_delay: float = 5.0
+    # A rate-limited request waits for the server's Retry-After, up to this long.
+    max_retry_after: float = 60.0
 
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff with full jitter (spreads a fleet's retries after an outage)."""
-        return random.uniform(0, min(self.max_delay, self.first_delay * 2**attempt))
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Exponential backoff with full jitter (spreads a fleet's retries after an outage);
+        at least the server's `Retry-After` when it sent one, so a rate-limited client does
+        not spend its attempts inside the window that refused it."""
+        jittered = random.uniform(0, min(self.max_delay, self.first_delay * 2**attempt))
+        if retry_after is None:
+            return jittered
+        return min(self.max_retry_after, retry_after) + jittered
 
 
 class _Transient(Exception):
-    pass
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
 
 
 class DecisionGraphClient:
@@ -174,7 +190,7 @@ class DecisionGraphClient:
         headers = {**self.headers(), "Content-Type": "application/json"}
         response = await self.http.post(self.endpoint, content=body, headers=headers)
         if response.status_code in RETRYABLE_STATUS:
-            raise _Transient(f"HTTP {response.status_code}")
+            raise _Transient(f"HTTP {response.status_code}", _retry_after(response))
         try:
             data = response.json()
         except ValueError:
@@ -188,12 +204,17 @@ class DecisionGraphClient:
     async def _post_retrying(self, body: bytes, field: str) -> Any:
         """Send `body` until it gets an answer that is not transient; the same bytes each time."""
         last: Exception | None = None
+        retry_after: float | None = None
         for attempt in range(self.retry.attempts):
             if attempt:
-                await asyncio.sleep(self.retry.delay(attempt - 1))
+                await asyncio.sleep(self.retry.delay(attempt - 1, retry_after))
+            retry_after = None
             try:
                 payload = (await self._post(body))[field]
-            except (httpx.TransportError, _Transient) as error:
+            except _Transient as error:
+                last, retry_after = error, error.retry_after
+                continue
+            except httpx.TransportError as error:
                 last = error
                 continue
             except GraphQLError as error:

@@ -12,6 +12,17 @@ import httpx
 import pytest
 from httpx_ws.transport import ASGIWebSocketTransport
 
+from decisiongraph.sdk import (
+    Actor,
+    DecisionGraphClient,
+    Entity,
+    Fact,
+    RetriesExhausted,
+    RetryPolicy,
+    Source,
+    SourceObject,
+    Trace,
+)
 from server.app import create_app
 from server.core.rate_limit import RateLimits, scope_of, window_at
 from server.graphql.controller import operation_scope
@@ -123,3 +134,36 @@ def test_operations_spend_the_budget_of_what_they_do() -> None:
     assert scope_of("subscription", frozenset({"events"})) == "read"
     assert window_at(120.0).retry_after == 60 and window_at(179.5).retry_after == 1
     assert window_at(179.5).index == window_at(120.0).index != window_at(180.0).index
+
+
+async def test_the_sdk_waits_for_retry_after_before_retrying(
+    limited: list[httpx.AsyncClient], admin_token: str
+) -> None:
+    tenant = new_tenant()
+    # The server's Retry-After (up to 60 s) is capped by the policy so the test stays short.
+    policy = RetryPolicy(attempts=2, first_delay=0.001, max_delay=0.001, max_retry_after=0.3)
+    async with DecisionGraphClient(
+        "http://t", admin_token, tenant, http=limited[0], retry=policy
+    ) as dg:
+        trace = Trace("sdk-limited", Source("agent", "crm"), Actor.agent("bot"))
+        await dg.append([trace.started("w", "t", Entity("account", "a"))])
+        await dg.append(
+            [trace.input_observed("i", SourceObject("crm", "o", "1"), [Fact.of("x", 1)])]
+        )
+        began = time.monotonic()
+        with pytest.raises(RetriesExhausted) as exhausted:
+            await dg.append(
+                [trace.input_observed("j", SourceObject("crm", "o", "2"), [Fact.of("x", 2)])]
+            )
+        waited = time.monotonic() - began
+    cause = exhausted.value.__cause__
+    assert cause is not None and "HTTP 429" in str(cause)
+    assert 1 <= getattr(cause, "retry_after", 0) <= 60
+    assert waited >= 0.3  # it slept for the (capped) Retry-After, not the 1 ms backoff
+
+
+def test_retry_after_sets_a_floor_under_the_backoff() -> None:
+    policy = RetryPolicy(first_delay=0.1, max_delay=5.0, max_retry_after=60.0)
+    assert all(0 <= policy.delay(3) <= 0.8 for _ in range(50))
+    assert all(7.0 <= policy.delay(3, retry_after=7) <= 7.8 for _ in range(50))
+    assert all(60.0 <= policy.delay(0, retry_after=3600) <= 60.1 for _ in range(50))
