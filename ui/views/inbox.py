@@ -251,7 +251,9 @@ def _history(wf: dict[str, Any]) -> None:
                 ui.label("No similar finished traces.").classes("dg-muted text-sm")
             for hit in wf["precedents"]:
                 with ui.row().classes("w-full items-center gap-2 dg-row no-wrap"):
-                    ui.label(hit["title"] or hit["traceId"]).classes("text-sm truncate flex-1")
+                    with ui.column().classes("gap-0 min-w-0 flex-1"):
+                        ui.label(hit["title"] or hit["traceId"]).classes("text-sm truncate")
+                        ui.label(hit["traceId"]).classes("text-xs dg-muted truncate")
                     theme.chip(hit["outcome"] or "open")
             sim = wf["simulation"]
             ui.label("Signals: " + (", ".join(sim["riskSignals"]) or "none")).classes(
