@@ -59,3 +59,21 @@ class Admission:
     limit: int
     remaining: int
     retry_after: int
+
+
+# A server process reserves budget from the shared counter in leases of about 1% of the
+# limit, so a busy key costs one Redis round trip per lease instead of one per request.
+# Units a process reserved but did not spend before the window closed count as used:
+# with P processes a key may be refused up to P leases (P% of its budget) early, never late.
+LEASE_SHARE: Final = 100
+
+
+def lease_size(limit: int) -> int:
+    return max(1, limit // LEASE_SHARE)
+
+
+def granted(limit: int, counter_after: int, reserved: int) -> int:
+    """Units of a reservation of `reserved` that fit under `limit`, given the shared counter's
+    value after the reservation was added to it."""
+    before = counter_after - reserved
+    return max(0, min(reserved, limit - before))

@@ -24,8 +24,10 @@ from decisiongraph.sdk import (
     Trace,
 )
 from server.app import create_app
-from server.core.rate_limit import RateLimits, scope_of, window_at
+from server.core.rate_limit import RateLimits, granted, lease_size, scope_of, window_at
 from server.graphql.controller import operation_scope
+from server.pubsub.connection import redis_client
+from server.pubsub.rate_limiter import RedisRateLimiter
 from server.settings import Settings
 from tests.support import APPEND, new_tenant, started, to_input
 
@@ -167,3 +169,37 @@ def test_retry_after_sets_a_floor_under_the_backoff() -> None:
     assert all(0 <= policy.delay(3) <= 0.8 for _ in range(50))
     assert all(7.0 <= policy.delay(3, retry_after=7) <= 7.8 for _ in range(50))
     assert all(60.0 <= policy.delay(0, retry_after=3600) <= 60.1 for _ in range(50))
+
+
+async def test_processes_lease_budget_and_never_admit_more_than_the_limit(
+    settings: Settings,
+) -> None:
+    """Two processes' limiters on one Redis, limit 1000 (leases of 10): exactly 1000 of
+    1100 interleaved requests pass, with one Redis round trip per lease, not per request."""
+    opens_in = window_at(time.time()).retry_after
+    if opens_in < 10:  # do not straddle a window boundary
+        await asyncio.sleep(opens_in)
+    redis = redis_client(settings.require_redis_url)
+    namespace = settings.namespace + "lease" + new_tenant()[2:8]
+    limits = RateLimits(read=1000, write=0, admin=0)
+    processes = [RedisRateLimiter(redis, namespace, limits) for _ in range(2)]
+    try:
+        answers = [await processes[n % 2].admit("key", "tenant", "read") for n in range(1100)]
+        counter = await redis.get(
+            f"{namespace}:rate:read:key:tenant:{window_at(time.time()).index}"
+        )
+    finally:
+        await redis.aclose()
+    assert all(a is not None for a in answers)
+    allowed = [a.allowed for a in answers if a is not None]
+    assert allowed == [True] * 1000 + [False] * 100
+    # 100 leases of 10 granted the budget; each refusal asked Redis once more.
+    assert int(counter) == 1000 + 100 * 10
+    assert await processes[0].admit("key", "tenant", "write") is None  # 0 = unlimited
+
+
+def test_leases_grant_only_what_fits_under_the_limit() -> None:
+    assert lease_size(6000) == 60 and lease_size(50) == 1 and lease_size(1) == 1
+    assert granted(100, counter_after=60, reserved=10) == 10
+    assert granted(100, counter_after=105, reserved=10) == 5  # only 5 were left
+    assert granted(100, counter_after=120, reserved=10) == 0
