@@ -211,29 +211,42 @@ async def idle_memory(base: str, token: str, server_pid: int, count: int) -> dic
     }
 
 
-def bench_live(settings: Settings, workers: int, seconds: float = 10.0) -> dict[str, Any]:
+def bench_live(
+    settings: Settings, workers: int, seconds: float = 10.0, repeats: int = 3
+) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     token = asyncio.run(create_key(settings, "bench-live", ["*"], ["admin"]))
     env = env_for(settings, DG_HTTP_PORT=str(port), DG_HTTP_WORKERS=str(workers))
     runs = []
     with process(["serve"], env, ready_url=f"{base}/healthz") as server:
+        # Memory first, on a fresh server: after the delivery runs the heap has grown and
+        # idle subscriptions would reuse that memory, reading as almost free.
+        memory = asyncio.run(idle_memory(base, token, server.pid, 1000))
+        print(f"  idle subscription: {memory['kib_per_subscription']} KiB", flush=True)
         for subscribers in (1, 100, 1000):
-            run = asyncio.run(delivery(base, token, subscribers, seconds, rate=20.0))
+            # The median run by p99, with every run's p99: one run on a shared VM can stall.
+            tries = [
+                asyncio.run(delivery(base, token, subscribers, seconds, rate=20.0))
+                for _ in range(repeats)
+            ]
+            run = sorted(tries, key=lambda r: r["p99_ms"])[len(tries) // 2]
+            run["runs_p99_ms"] = [r["p99_ms"] for r in tries]
+            run["missing"] = sum(r["missing"] for r in tries)
             runs.append(run)
             print(
                 f"  live {subscribers:>4} subscribers: p50={run['p50_ms']}ms "
-                f"p99={run['p99_ms']}ms missing={run['missing']}",
+                f"p99={run['p99_ms']}ms runs p99={run['runs_p99_ms']} "
+                f"missing (all runs)={run['missing']}",
                 flush=True,
             )
-        memory = asyncio.run(idle_memory(base, token, server.pid, 1000))
-        print(f"  idle subscription: {memory['kib_per_subscription']} KiB", flush=True)
     redis = asyncio.run(redis_round_trip(settings.require_redis_url))
     print(f"  raw Redis round trip: p50={redis['p50_ms']}ms p99={redis['p99_ms']}ms", flush=True)
     return {
         "server_workers": workers,
         "seconds": seconds,
         "rate_per_s": 20.0,
+        "repeats": repeats,
         "runs": runs,
         "idle": memory,
         "redis": redis,

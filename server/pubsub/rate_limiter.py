@@ -50,7 +50,6 @@ class _Lease:
 
 class RedisRateLimiter:
     def __init__(self, redis: Redis, namespace: str, limits: RateLimits) -> None:
-        self._redis = redis
         self._namespace = namespace
         self.limits = limits
         self._warned_at = 0.0
