@@ -80,6 +80,13 @@ async def _sweep_forever(runtime: WorkerRuntime) -> None:
         await asyncio.sleep(runtime.settings.sweep_interval)
 
 
+_ARQ_FINISHERS: Final = ("Worker.finish_job", "Worker.finish_failed_job")
+
+
+def _coroutine_name(task: asyncio.Task[Any]) -> str:
+    return str(getattr(task.get_coro(), "__qualname__", ""))
+
+
 class DecisionGraphWorker(Worker):
     """arq's Worker with a shutdown that survives jobs cancelled mid-flight.
 
@@ -108,6 +115,16 @@ class DecisionGraphWorker(Worker):
                 main.cancel()
                 await asyncio.wait([main], timeout=2.0 if attempt == 0 else 0.5)
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        # arq shields each job's bookkeeping (`finish_job`, a Redis pipeline) from the
+        # cancellation, so a cancelled job task returns while that still runs. Closing the
+        # pool under it would strand the pipeline's connection: let it finish first.
+        finishing = [
+            task
+            for task in asyncio.all_tasks()
+            if not task.done() and _coroutine_name(task).startswith(_ARQ_FINISHERS)
+        ]
+        if finishing:
+            await asyncio.wait(finishing, timeout=5.0)
         with contextlib.suppress(RedisError, OSError):
             await self.pool.delete(self.health_check_key)
         self._pool = None

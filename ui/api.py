@@ -6,7 +6,7 @@ speaks HTTP and websockets, e.g. httpx-ws's ASGIWebSocketTransport).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +104,7 @@ class ConsoleApi:
 
     async def subscribe(
         self, query: str, variables: Mapping[str, Any] | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """One subscription on its own connection (opened and closed in this task)."""
         async with (
             _http(timeout=None) as http,

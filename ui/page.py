@@ -94,11 +94,15 @@ class Page:
         pause = 0.5
         while True:
             try:
-                async for data in self.api.subscribe(query, variables()):
-                    pause = 0.5
-                    result = on_data(data)
-                    if inspect.isawaitable(result):
-                        await result
+                # aclosing: a tab closed while `on_data` runs must close the subscription in
+                # this task; left to the garbage collector, its connection's cancel scope
+                # would be exited from another task.
+                async with contextlib.aclosing(self.api.subscribe(query, variables())) as feed:
+                    async for data in feed:
+                        pause = 0.5
+                        result = on_data(data)
+                        if inspect.isawaitable(result):
+                            await result
                 return  # the server completed it (a finished trace, an ended replay)
             except asyncio.CancelledError:
                 raise

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from nicegui.testing.user import User
 
 from server.cli import create_key
-from server.demo.release_demo import INCIDENT, LIVE, LIVE_WORKFLOW, REVIEW_WORKFLOW
+from server.demo.release_demo import (
+    INCIDENT,
+    LIVE,
+    LIVE_WORKFLOW,
+    REVIEW_WORKFLOW,
+    release_demo_events,
+)
 from server.settings import Settings
-from tests.support import GraphQLClient, input_observed
+from tests.support import GraphQLClient, input_observed, started
 from tests.ui.conftest import sign_in
 
 pytestmark = pytest.mark.anyio
@@ -45,6 +53,18 @@ async def test_the_demo_deep_link_opens_the_live_review(
     await user.should_see(marker=f"workflow-{REVIEW_WORKFLOW}")
     await user.open(f"/?tenant={demo}&trace_id={INCIDENT}&workflow_id={REVIEW_WORKFLOW}")
     await user.should_see("Incident review for Delta Logistics rejection", retries=50)
+
+
+async def test_a_deep_link_opened_before_its_review_exists_shows_it_once_projected(
+    user: User, admin_token: str, gql: GraphQLClient, worker: asyncio.Task[None]
+) -> None:
+    await gql.append_ok([started("another-trace")])  # the tenant exists, the review not yet
+    await sign_in(user, admin_token)
+    await user.open(f"/?tenant={gql.tenant}&trace_id={LIVE}&workflow_id={LIVE_WORKFLOW}")
+    await user.should_see("Workflow not found", retries=50)
+    await gql.append_ok(release_demo_events())  # the agent's events arrive afterwards
+    await user.should_see(marker="workflow-detail", retries=200)
+    await user.should_see("Live renewal exception review for Acme Platform")
 
 
 async def test_approving_from_the_inbox_records_the_decision(

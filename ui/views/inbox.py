@@ -135,9 +135,27 @@ async def render(page: Page) -> None:
 
     await load_inbox()
     refresh_detail: Callable[[], Awaitable[None]] | None = None
-    if page.workflow_id:
+
+    async def draw_detail() -> None:
+        nonlocal refresh_detail
+        detail.clear()
         with detail:
             refresh_detail = await _detail(page)
+
+    if page.workflow_id:
+        await draw_detail()
+        if refresh_detail is None:
+            # Not (yet) projected, e.g. a deep link opened right after the events were
+            # appended: look again for a minute, besides redrawing on its first change.
+            attempts = iter(range(30))
+
+            async def look_again() -> None:
+                if refresh_detail is None and next(attempts, None) is not None:
+                    await draw_detail()
+                else:
+                    retry.deactivate()
+
+            retry = ui.timer(2.0, look_again)
     else:
         with detail, theme.card():
             ui.label("Select a review to decide it.").classes("dg-muted")
@@ -152,8 +170,14 @@ async def render(page: Page) -> None:
     async def on_change(data: dict[str, Any]) -> None:
         await load_inbox()
         changed = data["workflowChanged"]["workflowId"]
-        if refresh_detail is not None and changed == page.workflow_id:
+        if changed != page.workflow_id:
+            return
+        if refresh_detail is not None:
             await refresh_detail()  # the facts and history; a half-typed rationale stays
+        else:
+            # A deep link opened before the workflow was projected showed "not found":
+            # draw it now that it exists.
+            await draw_detail()
 
     page.live("subscription { workflowChanged { seq workflowId } }", dict, on_change)
 
