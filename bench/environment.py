@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from server import embedded
 from server.settings import Settings
+from server.store.database import admin_sql, with_database
 from server.store.migrate import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,29 +66,17 @@ def machine() -> dict[str, str]:
     }
 
 
-def _with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-async def _admin(server_dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(_with_database(server_dsn, "postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @contextmanager
 def scratch_database(server_dsn: str) -> Iterator[str]:
     """A fresh, migrated database on the server of `server_dsn`, dropped at the end."""
     name = f"dg_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(server_dsn, f"CREATE DATABASE {name}"))
-    url = _with_database(server_dsn, name)
+    asyncio.run(admin_sql(server_dsn, f"CREATE DATABASE {name}"))
+    url = with_database(server_dsn, name)
     try:
         asyncio.run(migrate(url))
         yield url
     finally:
-        asyncio.run(_admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        asyncio.run(admin_sql(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @contextmanager

@@ -88,32 +88,48 @@ def _coroutine_name(task: asyncio.Task[Any]) -> str:
 
 
 class DecisionGraphWorker(Worker):
-    """arq's Worker with a shutdown that survives jobs cancelled mid-flight.
+    """arq's Worker with a shutdown that never interrupts its own Redis bookkeeping.
 
-    arq 0.28 gathers the cancelled job tasks without `return_exceptions`, so stopping a
-    worker during a job raised CancelledError out of `close()`, and it closed the Redis
-    pool while the cancelled poll loop still used it. Interrupted work is safe to drop:
-    catch-up is idempotent and the sweep resumes orphaned replays. The pool belongs to the
-    process (`serve`), which outlives any one job loop.
+    arq stops by cancelling its poll loop wherever it is, and a cancellation that lands
+    while a WATCH pipeline is unwinding strands that pipeline's connection (seen as
+    "Unclosed client session" warnings). Here the poll loop is asked to stop between two
+    iterations instead, and cancelled only if it does not within a few seconds. arq 0.28
+    also gathers the cancelled job tasks without `return_exceptions`, which raised
+    CancelledError out of `close()`. Interrupted jobs are safe to drop: catch-up is
+    idempotent and the sweep resumes orphaned replays. The pool belongs to the process
+    (`serve`), which outlives any one job loop.
     """
+
+    _stopping = False
+
+    async def _poll_iteration(self) -> None:
+        if self._stopping:
+            raise asyncio.CancelledError  # at an iteration boundary: nothing half done
+        await super()._poll_iteration()
+
+    def handle_sig(self, signum: signal.Signals) -> None:
+        """arq's, minus cancelling the poll loop (close() stops it between iterations)."""
+        self._stopping = True
+        main, self.main_task = self.main_task, None
+        try:
+            super().handle_sig(signum)
+        finally:
+            self.main_task = main
 
     async def close(self) -> None:
         if not self._handle_signals:
             self.handle_sig(signal.SIGUSR1)
         if not self._pool:
             return
-        # Let the cancelled poll loop unwind before anything else uses the pool. A Redis
-        # command in flight can swallow one cancellation, so ask again until it is really
-        # done, but give each request time: a second cancellation that lands while an arq
-        # pipeline is unwinding (its UNWATCH in `__aexit__`) strands that pipeline's
-        # connection outside the pool.
         main = self.main_task
         if main is not None and main is not asyncio.current_task():
-            for attempt in range(20):
+            await asyncio.wait([main], timeout=5.0)
+            # Stuck in a Redis call (an outage): cancel, again if a call swallows it.
+            for _ in range(20):
                 if main.done():
                     break
                 main.cancel()
-                await asyncio.wait([main], timeout=2.0 if attempt == 0 else 0.5)
+                await asyncio.wait([main], timeout=0.5)
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         # arq shields each job's bookkeeping (`finish_job`, a Redis pipeline) from the
         # cancellation, so a cancelled job task returns while that still runs. Closing the

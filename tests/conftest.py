@@ -19,9 +19,9 @@ from server import embedded
 from server.app import create_app
 from server.cli import create_key
 from server.settings import Settings
-from server.store.database import create_pool
+from server.store.database import admin_sql, create_pool, with_database
 from server.store.migrate import migrate
-from tests.support import ROOT, GraphQLClient, admin_sql, new_tenant, with_database
+from tests.support import ROOT, GraphQLClient, new_tenant
 
 
 @pytest.fixture(scope="session")

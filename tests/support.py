@@ -9,9 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 
@@ -216,17 +214,3 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
-
-
-def with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def admin_sql(dsn: str, sql: str) -> None:
-    """Run `sql` on the server's `postgres` database (CREATE / DROP DATABASE)."""
-    conn = await asyncpg.connect(with_database(dsn, "postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()

@@ -6,6 +6,7 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -81,3 +82,17 @@ TRANSIENT = (
     ConnectionError,
     OSError,
 )
+
+
+def with_database(dsn: str, name: str) -> str:
+    """`dsn` pointing at database `name` on the same server."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+async def admin_sql(dsn: str, sql: str) -> None:
+    """Run `sql` on the server's `postgres` database (CREATE / DROP DATABASE)."""
+    conn = await asyncpg.connect(with_database(dsn, "postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()

@@ -22,10 +22,11 @@ from server.cli import create_key
 from server.core.digest import full_digest
 from server.demo.seed import seed_release_demo
 from server.settings import Settings
+from server.store.database import admin_sql, with_database
 from server.store.migrate import migrate
 from server.store.projections import PostgresProjections
 from tests.integration.test_demo_seed import RECORDED_DIGESTS
-from tests.support import ROOT, admin_sql, process_env, with_database
+from tests.support import ROOT, process_env
 
 pytestmark = pytest.mark.anyio
 
