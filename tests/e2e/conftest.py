@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from server.settings import Settings
+from tests.e2e.browser import browser
 from tests.support import ROOT, process_env
+
+__all__ = ["browser"]  # the module-scoped headless Chromium fixture
 
 
 def free_port() -> int:

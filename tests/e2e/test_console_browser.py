@@ -4,18 +4,12 @@ Chromium driven by Selenium."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -24,42 +18,13 @@ from decisiongraph.sdk import DecisionGraphClient, GraphQLError
 from server.cli import create_key
 from server.demo.release_demo import LIVE, LIVE_WORKFLOW, release_demo_events
 from server.settings import Settings
+from tests.e2e.browser import sign_in, text_xpath, wait_for
 from tests.e2e.conftest import Process, Server, free_port, process_env, start_ready
 from tests.support import input_observed, new_tenant, to_input
 
 pytestmark = pytest.mark.e2e
 
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
-
-
-def _browser_binaries() -> tuple[str, str]:
-    """Debian's chromium and chromium-driver, installed on first use when missing."""
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if browser is None or driver is None:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
-            check=True,
-            capture_output=True,
-        )
-        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert browser and driver, "chromium and chromium-driver could not be installed"
-    return browser, driver
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    binary, driver_path = _browser_binaries()
-    options = Options()
-    options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                 "--window-size=1500,1000"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(driver_path))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -79,23 +44,6 @@ def console(
     )
     yield url
     process.stop()
-
-
-def wait_for(browser: WebDriver, xpath: str, within: float = 15) -> Any:
-    return WebDriverWait(browser, within, poll_frequency=0.05).until(
-        lambda d: d.find_element(By.XPATH, xpath)
-    )
-
-
-def text_xpath(text: str) -> str:
-    return f"//*[contains(normalize-space(.), {text!r}) and not(.//*[contains(normalize-space(.), {text!r})])]"
-
-
-def sign_in(browser: WebDriver, console: str, token: str) -> None:
-    browser.delete_all_cookies()
-    browser.get(f"{console}/signin")
-    wait_for(browser, "//input[@type='password']").send_keys(token)
-    browser.find_element(By.XPATH, "//button[contains(., 'Sign in')]").click()
 
 
 def shot(browser: WebDriver, name: str) -> None:

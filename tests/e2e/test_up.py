@@ -21,12 +21,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from server.settings import Settings
 from server.store.database import admin_sql, with_database
+from tests.e2e.browser import sign_in, text_xpath, wait_for
 from tests.e2e.conftest import free_port
-from tests.e2e.test_console_browser import browser, sign_in, text_xpath, wait_for
 from tests.support import ROOT, new_tenant, process_env
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser"]  # the module-scoped Chromium fixture, shared with the console tests
 
 
 class Up:

@@ -3,6 +3,7 @@ the review actions (each one a workflow mutation; hidden reasons when the key ma
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -136,11 +137,17 @@ async def render(page: Page) -> None:
     await load_inbox()
     refresh_detail: Callable[[], Awaitable[None]] | None = None
 
+    drawing = asyncio.Lock()  # the retry timer and a workflow change may race to draw it
+
     async def draw_detail() -> None:
+        """Draw the selected workflow unless it is already shown."""
         nonlocal refresh_detail
-        detail.clear()
-        with detail:
-            refresh_detail = await _detail(page)
+        async with drawing:
+            if refresh_detail is not None:
+                return
+            detail.clear()
+            with detail:
+                refresh_detail = await _detail(page)
 
     if page.workflow_id:
         await draw_detail()
