@@ -22,12 +22,12 @@ from server.core.errors import (
 )
 from server.core.event_types import TRACE_FINISHED, TRACE_STARTED
 from server.core.validation import ValidatedEvent
+from server.core.value import Value
 
 IdempotencyScope = tuple[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class TraceHead:
+class TraceHead(Value, frozen=True):
     next_seq: int = 0
     finished: bool = False
 
@@ -42,8 +42,7 @@ class LogState:
     existing_event_ids: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedEvent:
+class PlannedEvent(Value, frozen=True):
     event: StoredEvent
     replay: bool
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from server.core.value import Value
 
-@dataclass(frozen=True, slots=True)
-class SourceRef:
+
+class SourceRef(Value, frozen=True):
     producer_id: str
     system: str
     subsystem: str | None = None
@@ -16,8 +16,7 @@ class SourceRef:
         return {"producer_id": self.producer_id, "system": self.system, "subsystem": self.subsystem}
 
 
-@dataclass(frozen=True, slots=True)
-class ActorRef:
+class ActorRef(Value, frozen=True):
     actor_type: str
     actor_id: str
 
@@ -25,8 +24,7 @@ class ActorRef:
         return {"actor_type": self.actor_type, "actor_id": self.actor_id}
 
 
-@dataclass(frozen=True, slots=True)
-class EventEnvelope:
+class EventEnvelope(Value, frozen=True):
     """What a producer sends; nothing here is trusted until validation has run."""
 
     event_id: str
@@ -41,11 +39,10 @@ class EventEnvelope:
     correlation_id: str | None = None
     causation_event_id: str | None = None
     schema_version: int = 1
-    tags: tuple[str, ...] = field(default_factory=tuple)
+    tags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(Value, frozen=True):
     """An envelope as the log holds it: plus its tenant position, wall time and hash."""
 
     log_seq: int
@@ -63,7 +60,7 @@ class StoredEvent:
     correlation_id: str | None = None
     causation_event_id: str | None = None
     schema_version: int = 1
-    tags: tuple[str, ...] = field(default_factory=tuple)
+    tags: tuple[str, ...] = ()
 
     @property
     def idempotency_scope(self) -> tuple[str, str]:

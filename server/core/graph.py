@@ -7,7 +7,6 @@ list with insert-or-ignore reproduces the reference's node-then-ensure-endpoint 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from server.core.canonical_json import c3_string
@@ -23,10 +22,10 @@ from server.core.event_types import (
     PRECEDENT_CITED,
     TRACE_STARTED,
 )
+from server.core.value import Value
 
 
-@dataclass(frozen=True, slots=True)
-class NodeRow:
+class NodeRow(Value, frozen=True):
     node_id: str
     node_type: str
     trace_id: str
@@ -52,8 +51,7 @@ class NodeRow:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class EdgeRow:
+class EdgeRow(Value, frozen=True):
     edge_id: str
     edge_type: str
     from_node_id: str
@@ -83,8 +81,7 @@ class EdgeRow:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Emission:
+class Emission(Value, frozen=True):
     nodes: list[NodeRow]
     edges: list[EdgeRow]
 

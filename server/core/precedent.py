@@ -7,20 +7,19 @@ events in trace_seq order; citations and similarity scores never feed it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from server.core.canonical_json import c3_string
 from server.core.envelope import StoredEvent
 from server.core.errors import schema_violation
 from server.core.event_types import EXCEPTION_REQUESTED, POLICY_EVALUATED, TRACE_STARTED
+from server.core.value import Value
 
 # The only event types whose payloads the precedent rebuild reads from the log.
 PRECEDENT_SOURCE_TYPES = (TRACE_STARTED, POLICY_EVALUATED, EXCEPTION_REQUESTED)
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyEvalRow:
+class PolicyEvalRow(Value, frozen=True):
     index_id: str
     trace_id: str
     policy_id: str
@@ -29,8 +28,7 @@ class PolicyEvalRow:
     created_at: str
 
 
-@dataclass(frozen=True, slots=True)
-class PrecedentRow:
+class PrecedentRow(Value, frozen=True):
     source_event_id: str
     log_seq: int
     trace_id: str

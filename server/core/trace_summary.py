@@ -7,16 +7,17 @@ on that quirk; the true number of events is served from the log instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Any
+
+from msgspec import structs
 
 from server.core.canonical_json import c3_string
 from server.core.envelope import StoredEvent
 from server.core.event_types import TRACE_FINISHED, TRACE_STARTED
+from server.core.value import Value
 
 
-@dataclass(frozen=True, slots=True)
-class SummaryRow:
+class SummaryRow(Value, frozen=True):
     trace_id: str
     workflow: str
     title: str
@@ -62,7 +63,7 @@ def apply_summary(row: SummaryRow | None, event: StoredEvent) -> SummaryRow | No
     payload: dict[str, Any] = event.payload if isinstance(event.payload, dict) else {}
     if event.event_type == TRACE_STARTED:
         if row is not None:  # unreachable through append validation; mirrors the upsert
-            return replace(row, event_count=row.event_count + 1, last_log_seq=event.log_seq)
+            return structs.replace(row, event_count=row.event_count + 1, last_log_seq=event.log_seq)
         entity = payload.get("primary_entity")
         entity = entity if isinstance(entity, dict) and entity else None
         return SummaryRow(
@@ -78,7 +79,7 @@ def apply_summary(row: SummaryRow | None, event: StoredEvent) -> SummaryRow | No
             last_log_seq=event.log_seq,
         )
     if event.event_type == TRACE_FINISHED and row is not None:
-        return replace(
+        return structs.replace(
             row,
             outcome=payload.get("outcome") or "success",
             finished_at=event.occurred_at,

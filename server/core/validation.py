@@ -25,6 +25,7 @@ from server.core.envelope import EventEnvelope
 from server.core.errors import invalid_argument
 from server.core.event_types import check_payload_schema
 from server.core.pii import check_pii
+from server.core.value import Value
 
 MAX_IDEMPOTENCY_KEY_BYTES: Final = 200
 
@@ -40,8 +41,7 @@ class Limits:
     max_batch_events: int = 1_000
 
 
-@dataclass(frozen=True, slots=True)
-class ValidatedEvent:
+class ValidatedEvent(Value, frozen=True):
     """An envelope that passed every stateless check, with its derived storage forms."""
 
     envelope: EventEnvelope

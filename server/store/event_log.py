@@ -132,32 +132,25 @@ def _tags(text: str) -> tuple[str, ...]:
     return tuple(_decode(text))
 
 
-def row_to_event(row: asyncpg.Record) -> StoredEvent:
+def row_to_event(row: asyncpg.Record | tuple[Any, ...]) -> StoredEvent:
+    """A row selected as EVENT_COLUMNS (in that order: unpacked, not looked up by name)."""
+    (
+        log_seq, event_id, trace_id, trace_seq, event_type, occurred_at, recorded_at,
+        producer_id, system, subsystem, actor_type, actor_id, correlation_id,
+        causation_event_id, idempotency_key, schema_version, payload_json, payload_hash,
+        tags_json,
+    ) = row  # fmt: skip
     try:
-        payload = _decode(row["payload_json"])
-        tags = _tags(row["tags_json"])
+        payload = _decode(payload_json)
+        tags = _tags(tags_json)
     except (msgspec.DecodeError, ValueError, TypeError) as exc:
-        raise storage(
-            f"Failed to deserialize event data for event_id={row['event_id']}: {exc}"
-        ) from None
+        raise storage(f"Failed to deserialize event data for event_id={event_id}: {exc}") from None
     return StoredEvent(
-        log_seq=row["log_seq"],
-        event_id=row["event_id"],
-        trace_id=row["trace_id"],
-        trace_seq=row["trace_seq"],
-        event_type=row["event_type"],
-        occurred_at=row["occurred_at"],
-        recorded_at=row["recorded_at"],
-        source=SourceRef(row["producer_id"], row["system"], row["subsystem"]),
-        actor=ActorRef(row["actor_type"], row["actor_id"]),
-        idempotency_key=row["idempotency_key"],
-        payload=payload,
-        payload_hash=row["payload_hash"],
-        correlation_id=row["correlation_id"],
-        causation_event_id=row["causation_event_id"],
-        schema_version=row["schema_version"],
-        tags=tags,
-    )
+        log_seq, event_id, trace_id, trace_seq, event_type, occurred_at, recorded_at,
+        SourceRef(producer_id, system, subsystem), ActorRef(actor_type, actor_id),
+        idempotency_key, payload, payload_hash, correlation_id, causation_event_id,
+        schema_version, tags,
+    )  # fmt: skip
 
 
 def _translate_write_error(exc: asyncpg.PostgresError) -> DecisionGraphError:
@@ -414,7 +407,8 @@ class PostgresEventLog:
             traces,
         )
         position = next((row["num"] for row in rows if row["kind"] == "t"), None)
-        events = [row_to_event(row) for row in rows if row["kind"] == "e"]
+        # An 'e' row is its kind, the event's columns, then the two columns of the others.
+        events = [row_to_event(tuple(row)[1:-2]) for row in rows if row["kind"] == "e"]
         scopes = {(e.source.producer_id, e.idempotency_key) for e in envelopes}
         heads = (row for row in rows if row["kind"] == "h")
         state = LogState(

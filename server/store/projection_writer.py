@@ -35,10 +35,14 @@ _CURSORS: Final = """
     SELECT projection, last_log_seq FROM dg_projection_cursors
     WHERE scope = $1 AND projection = ANY($2::text[])
 """
+# log_seq is gapless per tenant (event_log.py), so the next batch is exactly the range
+# (cursor, cursor + batch]. The closed range bounds the scan whatever the statistics say: with
+# an open range, a bulk-loaded log that autovacuum had not analysed yet was bitmap-scanned and
+# sorted to its end for every batch, which made a REBUILD quadratic.
 _EVENTS: Final = f"""
     SELECT {EVENT_COLUMNS} FROM dg_event_log
-    WHERE tenant_id = $1 AND log_seq > $2 AND ($3::bigint IS NULL OR log_seq <= $3)
-    ORDER BY log_seq LIMIT $4
+    WHERE tenant_id = $1 AND log_seq > $2 AND log_seq <= $3
+    ORDER BY log_seq
 """
 _HEADS_BEFORE: Final = """
     SELECT t.trace_id, h.trace_seq
@@ -49,15 +53,26 @@ _HEADS_BEFORE: Final = """
         ORDER BY trace_seq DESC LIMIT 1
     ) AS h
 """
+# Lookups by a batch's trace ids are LATERAL probes of a unique index, one per id (LIMIT 1
+# and OFFSET 0 keep the planner from flattening them): a projection table that grows fast,
+# as in a REBUILD, has statistics that call it empty, and `= ANY(array)` then chose to scan
+# every row of the scope for each batch.
 _SUMMARIES: Final = """
-    SELECT trace_id, workflow, title, primary_entity_type, primary_entity_id, outcome,
-           started_at, finished_at, event_count, last_log_seq
-    FROM dg_trace_summary WHERE scope = $1 AND trace_id = ANY($2::text[])
+    SELECT s.* FROM unnest($2::text[]) AS t(trace_id)
+    CROSS JOIN LATERAL (
+        SELECT trace_id, workflow, title, primary_entity_type, primary_entity_id, outcome,
+               started_at, finished_at, event_count, last_log_seq
+        FROM dg_trace_summary WHERE scope = $1 AND trace_id = t.trace_id LIMIT 1
+    ) AS s
 """
 _SOURCES: Final = f"""
-    SELECT {EVENT_COLUMNS} FROM dg_event_log
-    WHERE tenant_id = $1 AND trace_id = ANY($2::text[]) AND event_type = ANY($3::text[])
-    ORDER BY trace_id, trace_seq
+    SELECT e.* FROM unnest($2::text[]) AS t(trace_id)
+    CROSS JOIN LATERAL (
+        SELECT {EVENT_COLUMNS} FROM dg_event_log
+        WHERE tenant_id = $1 AND trace_id = t.trace_id AND event_type = ANY($3::text[])
+        ORDER BY trace_seq OFFSET 0
+    ) AS e
+    ORDER BY e.trace_id, e.trace_seq
 """
 _INSERT_NODES: Final = """
     INSERT INTO dg_cg_nodes (scope, node_id, node_type, trace_id, log_seq, created_at, fragment)
@@ -140,6 +155,9 @@ async def catch_up_batch(
     until: int | None = None,
 ) -> BatchReport:
     """Project the next batch of `source_tenant`'s log into `scope` (caller commits)."""
+    # Projection rows are derived from the log and commit with their cursor, so a crash can
+    # only lose whole batches that the next catch-up redoes: no need to wait for the flush.
+    await conn.execute("SET LOCAL synchronous_commit = off")
     locks = await conn.fetch(_TRY_LOCKS, scope, list(projections))
     held = tuple(r["projection"] for r in locks if r["held"])
     busy = tuple(r["projection"] for r in locks if not r["held"])
@@ -150,9 +168,8 @@ async def catch_up_batch(
     low = min(cursors.values())
     if until is not None and low >= until:
         return BatchReport(held, 0, cursors, more=False, busy=busy)
-    events = [
-        row_to_event(r) for r in await conn.fetch(_EVENTS, source_tenant, low, until, batch_size)
-    ]
+    upper = low + batch_size if until is None else min(low + batch_size, until)
+    events = [row_to_event(r) for r in await conn.fetch(_EVENTS, source_tenant, low, upper)]
     if not events:
         return BatchReport(held, 0, cursors, more=False, busy=busy)
     inputs = await _inputs(conn, source_tenant, scope, events, cursors, low)

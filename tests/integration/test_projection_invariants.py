@@ -17,7 +17,7 @@ from server.core.canonical_json import payload_hash, stored_payload_json
 from server.core.projector import InMemoryProjector
 from server.service import projection
 from server.service.projection import CatchUpResult
-from server.store.event_log import row_to_event
+from server.store.event_log import EVENT_COLUMNS, row_to_event
 from server.store.projections import PostgresProjections
 from tests.support import (
     GraphQLClient,
@@ -518,8 +518,9 @@ async def test_invariant_38_truncation_matches_the_reference(
     oracle.apply_all(
         [
             row_to_event(r)
-            for r in await rows(
-                pool, "SELECT * FROM dg_event_log WHERE tenant_id = $1 ORDER BY log_seq", tenant
+            for r in await pool.fetch(
+                f"SELECT {EVENT_COLUMNS} FROM dg_event_log WHERE tenant_id = $1 ORDER BY log_seq",
+                tenant,
             )
         ]
     )  # type: ignore[arg-type]

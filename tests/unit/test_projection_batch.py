@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from server.core.append_plan import LogState, plan_batch
 from server.core.digest import Digests, array_digest, graph_digest, sorted_fragments
