@@ -57,6 +57,46 @@ async def raw_read(dsn: str, tenant: str) -> float:
         await conn.close()
 
 
+_FLOOR_COPIES: tuple[tuple[str, str], ...] = (
+    ("dg_cg_nodes", "node_id, node_type, trace_id, log_seq, created_at, metadata_json, fragment"),
+    ("dg_cg_edges", "edge_id, edge_type, from_node_id, to_node_id, trace_id, log_seq, "
+                    "created_at, metadata_json, fragment"),
+    ("dg_trace_summary", "trace_id, workflow, title, primary_entity_type, primary_entity_id, "
+                         "outcome, started_at, finished_at, event_count, last_log_seq, fragment"),
+    ("dg_policy_eval_index", "index_id, trace_id, policy_id, policy_version, log_seq, "
+                             "created_at"),
+    ("dg_precedent_index", "source_event_id, log_seq, trace_id, policy_id, policy_version, "
+                           "exception_id, primary_entity_type, primary_entity_system, "
+                           "primary_entity_id, fragment"),
+)  # fmt: skip
+
+
+async def write_floor(dsn: str, tenant: str, events: int) -> float:
+    """Events/s if writing a REBUILD's rows were all it did: PostgreSQL alone re-inserts the
+    rebuilt rows into another scope (INSERT ... SELECT, as the projector does, ON CONFLICT DO
+    NOTHING), with no Python, no network and no projection work. Rolled back."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        async with conn.transaction():
+            for table, columns in _FLOOR_COPIES:
+                await conn.execute(
+                    f"INSERT INTO {table} (scope, {columns}) SELECT 'floor-' || scope, {columns} "
+                    f"FROM {table} WHERE scope = $1 ON CONFLICT DO NOTHING",
+                    tenant,
+                )
+            seconds = time.perf_counter() - started
+            raise _Rollback
+    except _Rollback:
+        return events / seconds
+    finally:
+        await conn.close()
+
+
+class _Rollback(Exception):
+    pass
+
+
 async def _gql(
     http: httpx.AsyncClient, token: str, tenant: str, query: str, variables: Any = None
 ) -> Any:
@@ -163,10 +203,14 @@ def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any
     with process(["serve"], env, ready_url=f"{url}/healthz"), process(["worker"], env):
         rebuilt = asyncio.run(rebuild(url, token, tenant, events))
         print(f"  rebuild: {rebuilt['events_per_s']} ev/s", flush=True)
+        floor = asyncio.run(write_floor(settings.require_database_url, tenant, events))
+        print(f"  database write floor: {floor:.0f} ev/s", flush=True)
         latency = asyncio.run(queryable_latency(url, token, probes=100, writers=4))
         print(
             f"  ingest -> queryable: p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms",
             flush=True,
         )
     return {"raw_read_rows_per_s": round(raw), "rebuild": rebuilt, "queryable": latency,
-            "share": round(rebuilt["events_per_s"] / raw * 100, 1)}  # fmt: skip
+            "share": round(rebuilt["events_per_s"] / raw * 100, 1),
+            "write_floor_events_per_s": round(floor),
+            "write_floor_share": round(floor / raw * 100, 1)}  # fmt: skip

@@ -73,7 +73,7 @@ _READ_STATE: Final = f"""
     FROM dg_tenants WHERE tenant_id = $1
     UNION ALL
     SELECT 'e', {_PREFIXED}, NULL, NULL
-    FROM unnest($2::text[], $3::text[]) AS k(producer_id, idempotency_key)
+    FROM unnest(($2::text[])[1:1], ($2::text[])[2:2]) AS k(producer_id, idempotency_key)
     CROSS JOIN LATERAL (
         SELECT * FROM dg_event_log
         WHERE tenant_id = $1 AND producer_id = k.producer_id
@@ -82,13 +82,13 @@ _READ_STATE: Final = f"""
     ) AS e
     UNION ALL
     SELECT 'e', {_PREFIXED}, NULL, NULL
-    FROM unnest($4::text[]) AS i(event_id)
+    FROM unnest(($2::text[])[3:3]) AS i(event_id)
     CROSS JOIN LATERAL (
         SELECT * FROM dg_event_log WHERE tenant_id = $1 AND event_id = i.event_id LIMIT 1
     ) AS e
     UNION ALL
     SELECT 'h', {_NULLS}, head.trace_seq, finish.found IS NOT NULL
-    FROM unnest($5::text[]) WITH ORDINALITY AS t(trace_id, n)
+    FROM unnest($3::text[]) WITH ORDINALITY AS t(trace_id, n)
     LEFT JOIN LATERAL (
         SELECT trace_seq FROM dg_event_log
         WHERE tenant_id = $1 AND trace_id = t.trace_id
@@ -106,13 +106,16 @@ _INSERT_ROWS: Final = """
         occurred_at, recorded_at, producer_id, system, subsystem, actor_type, actor_id,
         correlation_id, causation_event_id, idempotency_key, schema_version, payload_json,
         payload_hash, tags_json)
-    SELECT $1, u.* FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[],
-        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-        $13::text[], $14::text[], $15::text[], $16::text[], $17::int[], $18::text[],
-        $19::text[], $20::text[]) AS u
+    SELECT $1, u.* FROM unnest($2::bigint[], ($5::text[])[1:1], ($5::text[])[2:2], $3::int[],
+        ($5::text[])[3:3], ($5::text[])[4:4], ($5::text[])[5:5], ($5::text[])[6:6],
+        ($5::text[])[7:7], ($5::text[])[8:8], ($5::text[])[9:9], ($5::text[])[10:10],
+        ($5::text[])[11:11], ($5::text[])[12:12], ($5::text[])[13:13], $4::int[],
+        ($5::text[])[14:14], ($5::text[])[15:15], ($5::text[])[16:16]) AS u
 """
 
-_APPEND: Final = "SELECT dg_append($1, $2, $3, " + ", ".join(f"${n}" for n in range(4, 27)) + ")"
+_APPEND: Final = "SELECT dg_append_matrix($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+# Positions of the integer columns in EVENT_COLUMNS; the others travel as text rows.
+_INT_POSITIONS: Final = (0, 3, 15)
 _CREATE_TENANT: Final = "INSERT INTO dg_tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING"
 _ADVANCE: Final = """
     UPDATE dg_tenants SET last_log_seq = $2, trace_count = trace_count + $3
@@ -235,15 +238,28 @@ class _GroupPlan:
             moved.accepted.append((request, [_shift(p, offset) for p in planned]))
         return moved
 
-    def probe_keys(self) -> tuple[list[str], list[str], list[str], list[str]]:
-        """Traces, event ids and idempotency scopes the plan depends on."""
+    def probe_keys(self) -> tuple[list[str], list[list[str]]]:
+        """Traces, and the event ids and idempotency scopes (as rows) the plan depends on."""
         envelopes = [v.envelope for request, _ in self.accepted for v in request.batch]
         return (
             sorted({e.trace_id for e in envelopes}),
-            [e.event_id for e in envelopes],
-            [e.source.producer_id for e in envelopes],
-            [e.idempotency_key for e in envelopes],
+            [
+                [e.event_id for e in envelopes],
+                [e.source.producer_id for e in envelopes],
+                [e.idempotency_key for e in envelopes],
+            ],
         )
+
+    def row_arguments(self) -> tuple[list[Any], list[Any], list[Any], list[list[Any]]]:
+        """log_seq, trace_seq, schema_version, and every text column as one row each.
+
+        Text goes as one two-dimensional array: asyncpg checks each element of a
+        one-dimensional array against collections.abc (two Python-level isinstance calls
+        per string), but only the first row of a two-dimensional one (migration 6).
+        """
+        log_seq, trace_seq, schema_version = (self.columns[i] for i in _INT_POSITIONS)
+        text = [c for i, c in enumerate(self.columns) if i not in _INT_POSITIONS]
+        return log_seq, trace_seq, schema_version, text
 
     def resolve(self) -> None:
         for request, planned in self.accepted:
@@ -350,17 +366,15 @@ class PostgresEventLog:
     ) -> _GroupPlan:
         """Write a plan made outside the lock: as planned, shifted, or planned again."""
         if not self._plan_under_lock:
-            traces, event_ids, producers, keys = plan.probe_keys()
+            traces, probes = plan.probe_keys()
             position = await conn.fetchval(
                 _APPEND,
                 tenant_id,
                 plan.from_position,
                 plan.started_traces,
-                *plan.columns,
+                *plan.row_arguments(),
                 traces,
-                event_ids,
-                producers,
-                keys,
+                probes,
             )
             if position is not None:
                 return plan.shifted(position - plan.from_position)
@@ -384,7 +398,7 @@ class PostgresEventLog:
             state, _ = await self._read_state(conn, tenant_id, batches)
             plan = _plan_group(group, state)
             if plan.new_events:
-                await conn.execute(_INSERT_ROWS, tenant_id, *plan.columns)
+                await conn.execute(_INSERT_ROWS, tenant_id, *plan.row_arguments())
                 await conn.execute(_ADVANCE, tenant_id, plan.last_log_seq, plan.started_traces)
             await conn.execute("COMMIT")
         except BaseException:
@@ -398,14 +412,12 @@ class PostgresEventLog:
     ) -> tuple[LogState, bool]:
         envelopes = [v.envelope for v in batch]
         traces = sorted({e.trace_id for e in envelopes})
-        rows = await conn.fetch(
-            _READ_STATE,
-            tenant_id,
+        probes = [  # rows of one text[][]: see _GroupPlan.row_arguments
             [e.source.producer_id for e in envelopes],
             [e.idempotency_key for e in envelopes],
             [e.event_id for e in envelopes],
-            traces,
-        )
+        ]
+        rows = await conn.fetch(_READ_STATE, tenant_id, probes, traces)
         position = next((row["num"] for row in rows if row["kind"] == "t"), None)
         # An 'e' row is its kind, the event's columns, then the two columns of the others.
         events = [row_to_event(tuple(row)[1:-2]) for row in rows if row["kind"] == "e"]

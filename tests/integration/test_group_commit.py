@@ -86,7 +86,9 @@ async def test_a_replay_of_what_was_written_in_between_is_recognised(pool: async
     assert await positions(pool, tenant) == [(1, "a", 0)]
 
 
-async def test_dg_append_refuses_a_clashing_plan_and_writes_nothing(pool: asyncpg.Pool) -> None:
+async def test_the_append_function_refuses_a_clashing_plan_and_writes_nothing(
+    pool: asyncpg.Pool,
+) -> None:
     tenant, log, other = new_tenant(), PostgresEventLog(pool), PostgresEventLog(pool)
     await log.append(tenant, batch(started("a")), RECORDED)
     mine = batch(input_observed("a", 1))
@@ -98,7 +100,7 @@ async def test_dg_append_refuses_a_clashing_plan_and_writes_nothing(pool: asyncp
             tenant,
             plan.from_position,
             plan.started_traces,
-            *plan.columns,
+            *plan.row_arguments(),
             *plan.probe_keys(),
         )
         last = await conn.fetchval(
@@ -109,19 +111,34 @@ async def test_dg_append_refuses_a_clashing_plan_and_writes_nothing(pool: asyncp
     assert await positions(pool, tenant) == [(1, "a", 0), (2, "a", 1)]
 
 
-async def test_dg_append_writes_an_unmoved_plan_as_planned(pool: asyncpg.Pool) -> None:
+# dg_append (migration 3) takes every column as its own array; the previous release calls
+# it, so it must keep working while servers are upgraded one by one.
+PREVIOUS_APPEND = "SELECT dg_append(" + ", ".join(f"${n}" for n in range(1, 27)) + ")"
+
+
+@pytest.mark.parametrize("function", ["dg_append_matrix", "dg_append"])
+async def test_the_append_function_writes_an_unmoved_plan_as_planned(
+    pool: asyncpg.Pool, function: str
+) -> None:
     tenant, log = new_tenant(), PostgresEventLog(pool)
     await log.append(tenant, batch(started("a")), RECORDED)
     mine = batch(input_observed("a", 1), input_observed("a", 2))
     _, plan = await stale_plan(log, pool, tenant, mine)
+    traces, (event_ids, producers, keys) = plan.probe_keys()
     async with pool.acquire() as conn:
-        position = await conn.fetchval(
-            event_log._APPEND,
-            tenant,
-            plan.from_position,
-            plan.started_traces,
-            *plan.columns,
-            *plan.probe_keys(),
-        )
+        if function == "dg_append":
+            arguments = [*plan.columns, traces, event_ids, producers, keys]
+            position = await conn.fetchval(PREVIOUS_APPEND, tenant, plan.from_position,
+                                           plan.started_traces, *arguments)  # fmt: skip
+        else:
+            position = await conn.fetchval(
+                event_log._APPEND,
+                tenant,
+                plan.from_position,
+                plan.started_traces,
+                *plan.row_arguments(),
+                traces,
+                [event_ids, producers, keys],
+            )
     assert position == plan.from_position == 1
     assert await positions(pool, tenant) == [(1, "a", 0), (2, "a", 1), (3, "a", 2)]
