@@ -45,6 +45,8 @@ def main() -> int:
         if "storage" in wanted:
             print("storage ...", flush=True)
             results["storage"] = bench_storage(settings)
+    for section in wanted & results.keys():
+        results[section]["measured_at"] = results["machine"]["date"]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     (ROOT / "docs" / "benchmarks.md").write_text(render(results))

@@ -1,17 +1,17 @@
 """Subscription delivery latency with 1, 100 and 1000 subscribers, beside raw Redis pub/sub.
 
-Every subscriber holds its own websocket (graphql-transport-ws) and one `events`
-subscription. A writer appends single events at a steady rate; a subscriber's latency for
-an event is from the moment its append request was sent to the moment the event arrived,
-so it includes the append itself (an upper bound of commit-to-client). The raw Redis round
-trip (PUBLISH on one connection, received on a subscribed one) is measured in the same
-run, as is the server's memory per idle subscription.
+Every subscriber holds its own websocket (graphql-transport-ws, through the lean client of
+bench/ws_client.py) and one `events` subscription. A writer appends single events at a
+steady rate; a subscriber's latency for an event is from the moment its append request
+was sent to the moment the event arrived, so it includes the append itself (an upper bound
+of commit-to-client). The raw Redis round trip (PUBLISH on one connection, received on a
+subscribed one) is measured in the same run, as is the server's memory per idle
+subscription.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from pathlib import Path
@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection, connect
 
 from bench.environment import env_for, free_port, percentile, process
+from bench.ws_client import Subscriber, subscribe
 from server.cli import create_key
 from server.settings import Settings
 
@@ -60,27 +60,8 @@ def _event(trace: str, seq: int) -> dict[str, Any]:
     }
 
 
-async def _subscriber(
-    url: str, token: str, tenant: str, arrivals: dict[int, float], ready: asyncio.Event
-) -> ClientConnection:
-    ws = await connect(url, subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
-    init = {"authorization": f"Bearer {token}", "tenant": tenant}
-    await ws.send(json.dumps({"type": "connection_init", "payload": init}))
-    assert json.loads(await ws.recv())["type"] == "connection_ack"
-    payload = {"query": SUBSCRIBE, "variables": {"after": 0}}
-    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-    ready.set()
-    return ws
-
-
-async def _read(ws: ClientConnection, arrivals: dict[int, float]) -> None:
-    async for raw in ws:
-        now = time.perf_counter()
-        message = json.loads(raw)
-        if message.get("type") == "next":
-            arrivals[message["payload"]["data"]["events"]["logSeq"]] = now
-        elif message.get("type") == "ping":
-            await ws.send(json.dumps({"type": "pong"}))
+def _subscriber(url: str, token: str, tenant: str, arrivals: dict[int, float]) -> Any:
+    return subscribe(url, token, tenant, SUBSCRIBE, {"after": 0}, arrivals)
 
 
 async def delivery(
@@ -97,14 +78,13 @@ async def delivery(
             headers=headers,
         )
         arrivals: list[dict[int, float]] = [{} for _ in range(subscribers)]
-        sockets: list[ClientConnection] = []
+        sockets: list[Subscriber] = []
         for start in range(0, subscribers, 50):  # connect in waves
             waves = [
-                _subscriber(ws_url, token, tenant, arrivals[i], asyncio.Event())
+                _subscriber(ws_url, token, tenant, arrivals[i])
                 for i in range(start, min(start + 50, subscribers))
             ]
             sockets += await asyncio.gather(*waves)
-        readers = [asyncio.create_task(_read(ws, arrivals[i])) for i, ws in enumerate(sockets)]
         await asyncio.sleep(1.0)  # every subscriber has its backfill (position 1)
         sent: dict[int, float] = {}
         interval = 1 / rate
@@ -120,10 +100,8 @@ async def delivery(
             n += 1
             await asyncio.sleep(max(0.0, interval - (time.perf_counter() - began)))
         await asyncio.sleep(2.0)  # let the last deliveries land
-        for reader in readers:
-            reader.cancel()
         for ws in sockets:
-            await ws.close()
+            ws.close()
     latencies = [
         (got[seq] - at) * 1000 for got in arrivals for seq, at in sent.items() if seq in got
     ]
@@ -195,14 +173,14 @@ async def idle_memory(base: str, token: str, server_pid: int, count: int) -> dic
         for start in range(0, count, 50):
             sockets += await asyncio.gather(
                 *(
-                    _subscriber(ws_url, token, tenant, {}, asyncio.Event())
+                    _subscriber(ws_url, token, tenant, {})
                     for _ in range(start, min(start + 50, count))
                 )
             )
         await asyncio.sleep(2.0)
         after = _rss_kib(server_pid)
         for ws in sockets:
-            await ws.close()
+            ws.close()
     return {
         "subscriptions": count,
         "rss_before_mib": round(before / 1024, 1),

@@ -13,19 +13,35 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 REBUILD_NOTES = """
-### Why REBUILD is below its target, and what would close the gap
-Profiled on 2026-11-21 (cProfile and py-spy, 20k-event rebuilds): per event the worker
-spends about 30 us of Python: decoding the stored row (msgspec), the spec's payload-hash
-check (msgspec C1 with the exact stdlib path as fallback), graph emission, summary and
-precedent updates, and the C3 fragments each row carries for the digests; PostgreSQL
-spends about as long again inserting the rows, and within one batch transaction the two
-do not overlap. A raw read has none of that work, so the 30% target (one event in ~17 us,
-all included) is out of reach for a single Python process on two shared cores. What would
-close it, in order of expected gain: (1) rebuild the three projections in parallel worker
-processes, each on its own cursor (they are independent by design); (2) pipeline batches,
-projecting batch N+1 in memory while batch N's rows are written on a second connection;
-(3) write rows with COPY into a staging table. Steady-state catch-up is not affected:
-ingest-to-queryable latency above stays well under a second under load.
+### Why REBUILD is below its target
+The write floor above bounds any REBUILD of this schema on this machine: writing an
+event's rows alone, before reading, decoding, verifying (the spec's payload-hash check)
+and projecting it, costs PostgreSQL more than the target's whole budget per event. The
+rows are the spec's (§6: a node and an edge per observed input, the trace summary, the
+precedent rows), and an edge is about 1 KB with its C3 fragment and its three B-tree
+indexes: the primary key and the from/to keyset indexes that node edge paging (§7.5)
+reads. So the 30% target is out of reach on two shared cores whatever the worker does;
+what is in our hands is the worker's own share of the time.
+
+Fixed on 2026-11-21, profiled with py-spy on 100k-event rebuilds:
+- The next-batch query was an open range with LIMIT. On a bulk-loaded log that autovacuum
+  had not analysed yet, PostgreSQL bitmap-scanned and sorted the rest of the log for every
+  batch (quadratic; about 20 us of every event). A batch is now the closed range
+  (cursor, cursor + batch], exact because log_seq is gapless per tenant.
+- Summary and precedent-source lookups are LATERAL probes of unique indexes (the
+  `= ANY(array)` form scanned the whole scope once the fast-growing tables' statistics
+  said they were empty).
+- Projection transactions commit asynchronously: rows commit with their cursor, so a
+  crash loses only whole batches, which the next catch-up redoes.
+- Per-event value types are msgspec Structs, built in C: decoding a stored row went from
+  20 to 7 us.
+
+What is left per event: about 25 us of Python (decoding 7, hash check 7, emission,
+summary and fragments 10) and about 30 us in PostgreSQL round trips, mostly the edge
+insert, still one after the other within a batch. Overlapping them (projecting batch N+1
+while batch N is written on a second connection) would bring the worker nearer the
+floor, not past the target. Steady-state catch-up is a different matter: ingest-to-
+queryable latency above stays well under a second under load.
 """
 
 
@@ -40,13 +56,32 @@ def _paired(shares: list[float] | None) -> str:
     )
 
 
+def _when(section: dict[str, Any]) -> str:
+    """Sections can be rerun on their own (`python -m bench live`); each says when."""
+    at = section.get("measured_at")
+    return f"Measured {at}.\n\n" if at else ""
+
+
+def _floor(projection: dict[str, Any]) -> list[str]:
+    if "write_floor_events_per_s" not in projection:
+        return []
+    return [
+        "Database write floor, same run: the rows this REBUILD wrote, re-inserted into "
+        "another scope by PostgreSQL alone (one `INSERT ... SELECT` per table, `ON CONFLICT "
+        "DO NOTHING` as the projector writes, rolled back; no Python, no network, no "
+        f"projection work): **{projection['write_floor_events_per_s']} events/s**, "
+        f"**{projection['write_floor_share']}%** of the raw read rate.\n\n"
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     m = results.get("machine", {})
     out = [
         "# Benchmarks\n",
-        "Produced by `make bench` (`python -m bench`); every number below comes from the run "
-        "described here, on real processes over loopback. Rerun to refresh.\n",
-        f"- Date: {m.get('date')}\n- Machine: {m.get('cpu')}, {m.get('cores')} cores, "
+        "Produced by `make bench` (`python -m bench`); every number below comes from a run on "
+        "the machine described here, on real processes over loopback. Rerun to refresh.\n",
+        f"- Date: {m.get('date')} (the last run; each section says when it was measured)\n"
+        f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, "
         f"{m.get('memory')} RAM, {m.get('os')}\n- Python {m.get('python')}, PostgreSQL "
         f"{m.get('postgres')} ({m.get('database')}), fsync on\n",
     ]
@@ -65,6 +100,7 @@ def render(results: dict[str, Any]) -> str:
         share = target["events_per_s"] / copy["rows_per_s"] * 100 if target else float("nan")
         out += [
             "\n## Ingest: `appendEvents` over HTTP\n",
+            _when(ingest),
             f"uvicorn with {ingest['server_workers']} worker process(es) on 127.0.0.1; the load "
             "comes from `bench/load_client.py`, a lean HTTP/1.1 keep-alive client with requests "
             "built before the clock starts (httpx alone used 0.4 of the 2 cores); "
@@ -102,11 +138,13 @@ def render(results: dict[str, Any]) -> str:
         rebuild, latency = projection["rebuild"], projection["queryable"]
         out += [
             "\n## Projections\n",
+            _when(projection),
             f"REBUILD (all three projections) of {rebuild['events']} events by the worker "
             f"process, timed from the run's start to its end: **{rebuild['events_per_s']} "
             f"events/s** ({rebuild['seconds']} s). A raw sequential read of the same rows with "
             f"asyncpg (no decoding), same run: **{projection['raw_read_rows_per_s']} rows/s**. "
             f"REBUILD reaches **{projection['share']}%** of the raw read rate (target: 30%).\n\n",
+            *_floor(projection),
             f"Ingest to queryable, under steady ingest ({latency['writers']} writers, "
             f"~{latency['background_events_per_s']} events/s in the background): a 10-event "
             f"append followed by `projectionHealth(atLeast: <its logSeq>)`, {latency['probes']} "
@@ -118,8 +156,10 @@ def render(results: dict[str, Any]) -> str:
         idle, redis = live["idle"], live["redis"]
         out += [
             "\n## Live delivery: subscriptions\n",
+            _when(live),
             f"`decisiongraph serve` with {live['server_workers']} worker process(es). Each "
-            "subscriber holds its own websocket (graphql-transport-ws, the `websockets` client) "
+            "subscriber holds its own websocket (graphql-transport-ws, the lean client of "
+            "`bench/ws_client.py`, which does the least a correct client must) "
             "and one `events` subscription of the same tenant; a writer appends one event "
             f"every {1000 / live['rate_per_s']:.0f} ms for {live['seconds']} s. Latency runs "
             "from sending the append request to the event's arrival at the subscriber, so it "
@@ -146,12 +186,16 @@ def render(results: dict[str, Any]) -> str:
             f"websocket each) took the server from {idle['rss_before_mib']} MiB to "
             f"{idle['rss_after_mib']} MiB resident, **{idle['kib_per_subscription']} KiB per "
             "subscription** (connection included).\n\n",
-            "Target: p99 under 100 ms with 1000 subscribers.\n",
+            "Target: p99 under 100 ms with 1000 subscribers. On this virtual machine the "
+            "hypervisor at times takes a third of a core (steal time in `vmstat`); such a stall "
+            "lands in the p99 of any row, the single subscriber's included, which is why every "
+            "run is shown.\n",
         ]
     storage = results.get("storage")
     if storage:
         out += [
             "\n## Storage per event (for docs/operations.md's sizing)\n",
+            _when(storage),
             f"{storage['events']} events of the ingest shape in a database of their own, "
             "projected to the end and vacuumed; heap, indexes and TOAST together. The log: "
             f"**{storage['log_bytes_per_event']} B/event**; the three projections: "
