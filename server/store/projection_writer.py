@@ -9,6 +9,7 @@ batch back whole; the cursor still names the last committed event.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg
@@ -74,51 +75,83 @@ _SOURCES: Final = f"""
     ) AS e
     ORDER BY e.trace_id, e.trace_seq
 """
-_INSERT_NODES: Final = """
-    INSERT INTO dg_cg_nodes (scope, node_id, node_type, trace_id, log_seq, created_at, fragment)
-    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
-                             $7::text[])
-    ON CONFLICT DO NOTHING
-"""
-_INSERT_EDGES: Final = """
-    INSERT INTO dg_cg_edges (scope, edge_id, edge_type, from_node_id, to_node_id, trace_id,
-                             log_seq, created_at, fragment)
-    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::bigint[], $8::text[], $9::text[])
-    ON CONFLICT DO NOTHING
-"""
-_UPSERT_SUMMARIES: Final = """
-    INSERT INTO dg_trace_summary (scope, trace_id, workflow, title, primary_entity_type,
-        primary_entity_id, outcome, started_at, finished_at, event_count, last_log_seq,
-        fragment)
-    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-        $7::text[], $8::text[], $9::text[], $10::int[], $11::bigint[], $12::text[])
-    ON CONFLICT (scope, trace_id) DO UPDATE SET
+
+
+@dataclass(frozen=True, slots=True)
+class _Insert:
+    """A multi-row INSERT of one projection table from column arrays.
+
+    Text columns travel as the rows of one two-dimensional text[] ($2): asyncpg checks
+    every element of a one-dimensional array against collections.abc (two Python-level
+    isinstance calls per string), but only the first row of a two-dimensional one. Each
+    other column is an array of its own ($3, $4, ...), in order.
+    """
+
+    table: str
+    columns: tuple[tuple[str, str], ...]  # (name, SQL type); "text" ones go in $2
+    conflict: str = "ON CONFLICT DO NOTHING"
+
+    @property
+    def sql(self) -> str:
+        arrays, text_row, param = [], 0, 3
+        for _, kind in self.columns:
+            if kind == "text":
+                text_row += 1
+                arrays.append(f"($2::text[])[{text_row}:{text_row}]")
+            else:
+                arrays.append(f"${param}::{kind}[]")
+                param += 1
+        names = ", ".join(name for name, _ in self.columns)
+        return (
+            f"INSERT INTO {self.table} (scope, {names}) "
+            f"SELECT $1, * FROM unnest({', '.join(arrays)}) {self.conflict}"
+        )
+
+    def arguments(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        kinds = [kind for _, kind in self.columns]
+        text = [c for c, kind in zip(columns, kinds, strict=True) if kind == "text"]
+        return [text, *(c for c, kind in zip(columns, kinds, strict=True) if kind != "text")]
+
+
+_T, _BIGINT, _INT = "text", "bigint", "int"
+_NODES: Final = _Insert(
+    "dg_cg_nodes",
+    (("node_id", _T), ("node_type", _T), ("trace_id", _T), ("log_seq", _BIGINT),
+     ("created_at", _T), ("fragment", _T)),
+)  # fmt: skip
+_EDGES: Final = _Insert(
+    "dg_cg_edges",
+    (("edge_id", _T), ("edge_type", _T), ("from_node_id", _T), ("to_node_id", _T),
+     ("trace_id", _T), ("log_seq", _BIGINT), ("created_at", _T), ("fragment", _T)),
+)  # fmt: skip
+_SUMMARIES_UPSERT: Final = _Insert(
+    "dg_trace_summary",
+    (("trace_id", _T), ("workflow", _T), ("title", _T), ("primary_entity_type", _T),
+     ("primary_entity_id", _T), ("outcome", _T), ("started_at", _T), ("finished_at", _T),
+     ("event_count", _INT), ("last_log_seq", _BIGINT), ("fragment", _T)),
+    """ON CONFLICT (scope, trace_id) DO UPDATE SET
         workflow = EXCLUDED.workflow, title = EXCLUDED.title,
         primary_entity_type = EXCLUDED.primary_entity_type,
         primary_entity_id = EXCLUDED.primary_entity_id, outcome = EXCLUDED.outcome,
         started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
         event_count = EXCLUDED.event_count, last_log_seq = EXCLUDED.last_log_seq,
-        fragment = EXCLUDED.fragment
-"""
-_INSERT_POLICY_EVALS: Final = """
-    INSERT INTO dg_policy_eval_index (scope, index_id, trace_id, policy_id, policy_version,
-                                      log_seq, created_at)
-    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-                             $7::text[])
-    ON CONFLICT DO NOTHING
-"""
+        fragment = EXCLUDED.fragment""",
+)  # fmt: skip
+_POLICY_EVALS: Final = _Insert(
+    "dg_policy_eval_index",
+    (("index_id", _T), ("trace_id", _T), ("policy_id", _T), ("policy_version", _T),
+     ("log_seq", _BIGINT), ("created_at", _T)),
+)  # fmt: skip
 _DELETE_PRECEDENTS: Final = (
     "DELETE FROM dg_precedent_index WHERE scope = $1 AND trace_id = ANY($2::text[])"
 )
-_INSERT_PRECEDENTS: Final = """
-    INSERT INTO dg_precedent_index (scope, source_event_id, log_seq, trace_id, policy_id,
-        policy_version, exception_id, primary_entity_type, primary_entity_system,
-        primary_entity_id, fragment)
-    SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
-    ON CONFLICT DO NOTHING
-"""
+_PRECEDENTS: Final = _Insert(
+    "dg_precedent_index",
+    (("source_event_id", _T), ("log_seq", _BIGINT), ("trace_id", _T), ("policy_id", _T),
+     ("policy_version", _T), ("exception_id", _T), ("primary_entity_type", _T),
+     ("primary_entity_system", _T), ("primary_entity_id", _T), ("fragment", _T)),
+)  # fmt: skip
 _SAVE_CURSORS: Final = """
     INSERT INTO dg_projection_cursors (scope, projection, last_log_seq, updated_at)
     SELECT $1, * , now() FROM unnest($2::text[], $3::bigint[])
@@ -140,10 +173,6 @@ _RESOLVE_FAILURES: Final = """
     WHERE f.scope = $1 AND f.projection = c.projection AND f.status = 'open'
       AND f.log_seq <= c.cursor
 """
-
-
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 async def catch_up_batch(
@@ -205,102 +234,94 @@ async def _inputs(
     )
 
 
+async def _insert(
+    conn: asyncpg.Connection, insert: _Insert, scope: str, rows: Sequence[Sequence[Any]]
+) -> None:
+    if rows:
+        await conn.execute(insert.sql, scope, *insert.arguments(rows))
+
+
 async def _write(conn: asyncpg.Connection, scope: str, out: BatchOutput) -> None:
-    if out.nodes:
-        await conn.execute(
-            _INSERT_NODES,
-            scope,
-            *_columns(
-                [
-                    (n.node_id, n.node_type, n.trace_id, n.log_seq, n.created_at, n.fragment())
-                    for n in out.nodes.values()
-                ],
-                6,
-            ),
-        )
-    if out.edges:
-        await conn.execute(
-            _INSERT_EDGES,
-            scope,
-            *_columns(
-                [
-                    (
-                        e.edge_id,
-                        e.edge_type,
-                        e.from_node_id,
-                        e.to_node_id,
-                        e.trace_id,
-                        e.log_seq,
-                        e.created_at,
-                        e.fragment(),
-                    )
-                    for e in out.edges.values()
-                ],
-                8,
-            ),
-        )
-    if out.summaries:
-        await conn.execute(
-            _UPSERT_SUMMARIES,
-            scope,
-            *_columns(
-                [
-                    (
-                        s.trace_id,
-                        s.workflow,
-                        s.title,
-                        s.primary_entity_type,
-                        s.primary_entity_id,
-                        s.outcome,
-                        s.started_at,
-                        s.finished_at,
-                        s.event_count,
-                        s.last_log_seq,
-                        s.fragment(),
-                    )
-                    for s in out.summaries.values()
-                ],
-                11,
-            ),
-        )
-    if out.policy_evals:
-        await conn.execute(
-            _INSERT_POLICY_EVALS,
-            scope,
-            *_columns(
-                [
-                    (r.index_id, r.trace_id, r.policy_id, r.policy_version, r.log_seq, r.created_at)
-                    for r in out.policy_evals.values()
-                ],
-                6,
-            ),
-        )
+    await _insert(
+        conn,
+        _NODES,
+        scope,
+        [
+            (n.node_id, n.node_type, n.trace_id, n.log_seq, n.created_at, n.fragment())
+            for n in out.nodes.values()
+        ],
+    )
+    await _insert(
+        conn,
+        _EDGES,
+        scope,
+        [
+            (
+                e.edge_id,
+                e.edge_type,
+                e.from_node_id,
+                e.to_node_id,
+                e.trace_id,
+                e.log_seq,
+                e.created_at,
+                e.fragment(),
+            )
+            for e in out.edges.values()
+        ],
+    )
+    await _insert(
+        conn,
+        _SUMMARIES_UPSERT,
+        scope,
+        [
+            (
+                s.trace_id,
+                s.workflow,
+                s.title,
+                s.primary_entity_type,
+                s.primary_entity_id,
+                s.outcome,
+                s.started_at,
+                s.finished_at,
+                s.event_count,
+                s.last_log_seq,
+                s.fragment(),
+            )
+            for s in out.summaries.values()
+        ],
+    )
+    await _insert(
+        conn,
+        _POLICY_EVALS,
+        scope,
+        [
+            (r.index_id, r.trace_id, r.policy_id, r.policy_version, r.log_seq, r.created_at)
+            for r in out.policy_evals.values()
+        ],
+    )
     if out.precedents:
         await conn.execute(_DELETE_PRECEDENTS, scope, sorted(out.precedents))
-        rows = [r for trace_rows in out.precedents.values() for r in trace_rows]
-        if rows:
-            await conn.execute(
-                _INSERT_PRECEDENTS,
-                scope,
-                *_columns(
-                    [
-                        (
-                            r.source_event_id,
-                            r.log_seq,
-                            r.trace_id,
-                            r.policy_id,
-                            r.policy_version,
-                            r.exception_id,
-                            r.primary_entity_type,
-                            r.primary_entity_system,
-                            r.primary_entity_id,
-                            r.fragment(),
-                        )
-                        for r in rows
-                    ],
-                    10,
-                ),
-            )
+        await _insert(
+            conn,
+            _PRECEDENTS,
+            scope,
+            [
+                (
+                    r.source_event_id,
+                    r.log_seq,
+                    r.trace_id,
+                    r.policy_id,
+                    r.policy_version,
+                    r.exception_id,
+                    r.primary_entity_type,
+                    r.primary_entity_system,
+                    r.primary_entity_id,
+                    r.fragment(),
+                )
+                for rows in out.precedents.values()
+                for r in rows
+            ],
+        )
     names = sorted(out.cursors)
     positions = [out.cursors[name] for name in names]
     await conn.execute(_SAVE_CURSORS, scope, names, positions)
