@@ -7,12 +7,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from server.cli import create_key
 from server.core.audit_bundle import verify_bundle
+from server.core.workflow import WORKFLOWS
 from server.settings import Settings
+from server.store.projections import PostgresProjections
 from tests.support import GraphQLClient, envelope, finished, input_observed, new_tenant, started
 
 pytestmark = pytest.mark.anyio
@@ -367,3 +370,24 @@ async def test_workflows_rebuild_and_verify_like_any_projection(
     assert after == before
     detail = (await gql.data(DETAIL, {"id": workflow}))["workflow"]
     assert [h["action"] for h in detail["history"]] == ["requested", "claim", "comment"]
+
+
+async def test_at_least_on_the_inbox_waits_for_the_precedent_index_too(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    """A fresh review must not show 'no precedent' because the precedent index lags the
+    workflow projection: `atLeast` covers every projection the read shows."""
+    await gql.append_ok([*renewal("p-2025"), finished("p-2025", 4)])  # the precedent
+    stored = await gql.append_ok(renewal("p-2026"))
+    projections = PostgresProjections(pool)
+    while (await projections.catch_up(tenant, projections=[WORKFLOWS])).more:
+        pass  # only the workflow projection is current; no worker runs here
+    query = """query($n: Long) { workflows(onlyOpen: true, atLeast: $n) { edges { node {
+               traceId precedents { traceId outcome } } } } }"""
+    lagging = await gql.execute(query, {"n": stored[-1]["logSeq"]})
+    assert lagging["errors"][0]["extensions"]["code"] == "DG_ERR_PROJECTION_OUT_OF_DATE"
+    while (await projections.catch_up(tenant)).more:
+        pass
+    data = await gql.data(query, {"n": stored[-1]["logSeq"]})
+    nodes = {e["node"]["traceId"]: e["node"] for e in data["workflows"]["edges"]}
+    assert nodes["p-2026"]["precedents"] == [{"traceId": "p-2025", "outcome": "success"}]

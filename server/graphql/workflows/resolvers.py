@@ -11,6 +11,7 @@ from strawberry.types import Info
 
 from server.auth.principal import Permission
 from server.core.errors import DecisionGraphError, invalid_argument
+from server.core.replay import ALL_PROJECTIONS
 from server.core.workflow import PRIORITIES, TEMPLATES, WORKFLOWS, InboxFilter, inbox_order
 from server.graphql.context import authorize, context_of, services_of
 from server.graphql.errors import user_errors
@@ -48,12 +49,15 @@ def _actor(info: Info[Any, Any]) -> Actor:
 
 
 async def _ready(info: Info[Any, Any], tenant: str, at_least: int | None) -> int:
+    """Wait until `at_least` for every projection a workflow read may show: the workflow
+    projection, and the precedent index behind its `precedents` and `simulation` (waiting
+    for the workflows alone let a fresh review show no precedent while its index lagged)."""
     services = services_of(info)
     cursors = await projection.wait_for(
         services.projections,
         services.log,
         tenant,
-        (WORKFLOWS,),
+        ALL_PROJECTIONS,
         at_least,
         within=services.settings.read_wait_seconds,
     )
