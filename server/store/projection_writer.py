@@ -45,6 +45,14 @@ _EVENTS: Final = f"""
     WHERE tenant_id = $1 AND log_seq > $2 AND log_seq <= $3
     ORDER BY log_seq
 """
+# Positions are never missing (they are assigned under the tenant's lock); were one ever
+# removed behind our back, an empty window must not stall the projection there.
+_EVENTS_PAST_A_GAP: Final = f"""
+    SELECT {EVENT_COLUMNS} FROM dg_event_log
+    WHERE tenant_id = $1 AND log_seq > $2 AND ($3::bigint IS NULL OR log_seq <= $3)
+    ORDER BY log_seq LIMIT $4
+"""
+_TAIL: Final = "SELECT last_log_seq FROM dg_tenants WHERE tenant_id = $1"
 _HEADS_BEFORE: Final = """
     SELECT t.trace_id, h.trace_seq
     FROM unnest($2::text[]) AS t(trace_id)
@@ -197,14 +205,23 @@ async def catch_up_batch(
     low = min(cursors.values())
     if until is not None and low >= until:
         return BatchReport(held, 0, cursors, more=False, busy=busy)
-    upper = low + batch_size if until is None else min(low + batch_size, until)
-    events = [row_to_event(r) for r in await conn.fetch(_EVENTS, source_tenant, low, upper)]
+    end = int(await conn.fetchval(_TAIL, source_tenant) or 0)  # before the events: all <= end
+    end = end if until is None else min(end, until)
+    if low >= end:
+        return BatchReport(held, 0, cursors, more=False, busy=busy)
+    events = [
+        row_to_event(r)
+        for r in await conn.fetch(_EVENTS, source_tenant, low, min(low + batch_size, end))
+    ]
+    if not events:
+        rows = await conn.fetch(_EVENTS_PAST_A_GAP, source_tenant, low, end, batch_size)
+        events = [row_to_event(r) for r in rows]
     if not events:
         return BatchReport(held, 0, cursors, more=False, busy=busy)
     inputs = await _inputs(conn, source_tenant, scope, events, cursors, low)
     output = project_batch(inputs, held)
     await _write(conn, scope, output)
-    more = output.failure is None and len(events) == batch_size
+    more = output.failure is None and min(output.cursors.values()) < end
     return BatchReport(held, output.applied, output.cursors, more, output.failure, busy)
 
 

@@ -38,14 +38,20 @@ async def project(pool: asyncpg.Pool, tenant: str) -> CatchUpResult:
 
 
 async def insert_behind_the_back(
-    pool: asyncpg.Pool, tenant: str, event: dict[str, Any], stored_hash: str | None = None
+    pool: asyncpg.Pool,
+    tenant: str,
+    event: dict[str, Any],
+    stored_hash: str | None = None,
+    skip: int = 0,
 ) -> int:
-    """Write a row the way a buggy or malicious client of the database might."""
+    """Write a row the way a buggy or malicious client of the database might (`skip`
+    positions past the end leaves a gap)."""
     async with pool.acquire() as conn, conn.transaction():
         position = await conn.fetchval(
-            "UPDATE dg_tenants SET last_log_seq = last_log_seq + 1 WHERE tenant_id = $1 "
+            "UPDATE dg_tenants SET last_log_seq = last_log_seq + 1 + $2 WHERE tenant_id = $1 "
             "RETURNING last_log_seq",
             tenant,
+            skip,
         )
         await conn.execute(
             """INSERT INTO dg_event_log (tenant_id, log_seq, event_id, trace_id, trace_seq,
@@ -665,3 +671,19 @@ async def test_invariant_42_health_arithmetic(
     assert set(digests) == {"contextGraph", "traceSummary", "precedentIndex", "fullProjection"}
     assert json.dumps(digests)  # all four are present and strings
     assert all(v.startswith("sha256:") and len(v) == 71 for v in digests.values())
+
+
+async def test_a_gap_in_positions_does_not_stall_a_projection(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    """Batches are windows of positions (cursor, cursor + batch]; a gap wider than a batch,
+    which only a write behind our back can leave, is stepped over, not waited at."""
+    stored = await gql.append_ok([started("gap"), input_observed("gap", 1)])
+    event = input_observed("gap", 2)
+    position = await insert_behind_the_back(pool, tenant, event, skip=9)  # batches are 4
+    assert position == stored[-1]["logSeq"] + 10
+    result = await project(pool, tenant)
+    assert result.failure is None
+    cursors = await PostgresProjections(pool).cursors(tenant)
+    assert all(cursors[name] == position for name in ("context_graph", "trace_summary",
+                                                       "precedent_index"))  # fmt: skip
