@@ -3,7 +3,8 @@
 HTTP: a middleware authenticates POST (and GET with a query) before Strawberry runs, so
 bad credentials are a plain 401; GET without a query serves GraphiQL. Websockets: the
 `connection_init` payload carries the token and tenant; failures close with 4401
-(credentials) or 4403 (tenant not allowed), as spec/api.md requires.
+(credentials) or 4403 (tenant not allowed), as spec/api.md requires, and 4429 when the
+key's read budget is spent.
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ async def _authenticate_socket(context: DGContext, payload: dict[str, Any]) -> t
         if error.code == FORBIDDEN:
             return 4403, error.message[:120]
         return 4400, error.message[:120]
+    # Opening a live connection spends one read of the key's budget, as a query would; the
+    # subscriptions on it are bounded per connection and by the slow-consumer cut-off.
+    admission = await services.rate_limiter.admit(principal.key_id, tenant, "read")
+    if admission is not None and not admission.allowed:
+        return (
+            4429,
+            f"Rate limit exceeded for the read API scope; retry in {admission.retry_after} s",
+        )
     context.principal = principal
     context.tenant_header = tenant
     return 0, ""

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from httpx_ws import WebSocketDisconnect, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 
 from decisiongraph.sdk import (
@@ -50,14 +51,13 @@ async def limited(settings: Settings) -> AsyncIterator[list[httpx.AsyncClient]]:
         namespace=settings.namespace + "rl" + new_tenant()[2:8],
     )
     apps = [create_app(budgets), create_app(budgets)]
-    async with apps[0].lifespan(), apps[1].lifespan():
-        clients = [
-            httpx.AsyncClient(transport=ASGIWebSocketTransport(app=a), base_url="http://t")
-            for a in apps
-        ]
-        yield clients
-        for client in clients:
-            await client.aclose()
+    async with (
+        apps[0].lifespan(),
+        apps[1].lifespan(),
+        httpx.AsyncClient(transport=ASGIWebSocketTransport(app=apps[0]), base_url="http://t") as a,
+        httpx.AsyncClient(transport=ASGIWebSocketTransport(app=apps[1]), base_url="http://t") as b,
+    ):
+        yield [a, b]
 
 
 def headers(token: str, tenant: str) -> dict[str, str]:
@@ -203,3 +203,26 @@ def test_leases_grant_only_what_fits_under_the_limit() -> None:
     assert granted(100, counter_after=60, reserved=10) == 10
     assert granted(100, counter_after=105, reserved=10) == 5  # only 5 were left
     assert granted(100, counter_after=120, reserved=10) == 0
+
+
+async def test_opening_a_live_connection_spends_a_read(
+    limited: list[httpx.AsyncClient], admin_token: str
+) -> None:
+    """Websockets count too: past the budget, connection_init closes with 4429."""
+    tenant = new_tenant()
+    init = {"authorization": f"Bearer {admin_token}", "tenant": tenant}
+    outcomes = []
+    for n in range(4):
+        async with aconnect_ws(
+            "/graphql", limited[n % 2], subprotocols=["graphql-transport-ws"]
+        ) as ws:
+            await ws.send_json({"type": "connection_init", "payload": init})
+            try:
+                outcomes.append((await ws.receive_json(timeout=5))["type"])
+            except WebSocketDisconnect as closed:
+                outcomes.append(closed.code)
+    assert outcomes == ["connection_ack", "connection_ack", "connection_ack", 4429]
+    answer = await limited[0].post(
+        "/graphql", json={"query": HEALTH}, headers=headers(admin_token, tenant)
+    )
+    assert answer.status_code == 429  # the same budget as queries
