@@ -67,7 +67,7 @@ class StoredEvent(Value, frozen=True):
         return (self.source.producer_id, self.idempotency_key)
 
     def at(self, log_seq: int) -> StoredEvent:
-        """The same event at another position (dataclasses.replace is 5x slower)."""
+        """The same event at another position (a direct build, cheaper than a generic replace)."""
         return StoredEvent(
             log_seq,
             self.event_id,
