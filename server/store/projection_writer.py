@@ -8,14 +8,16 @@ batch back whole; the cursor still names the last committed event.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import asyncpg
+from msgspec.structs import astuple
 
 from server.core.envelope import StoredEvent
-from server.core.precedent import PRECEDENT_SOURCE_TYPES
+from server.core.graph import EdgeRow, NodeRow
+from server.core.precedent import PRECEDENT_SOURCE_TYPES, PolicyEvalRow, PrecedentRow
 from server.core.projection_batch import (
     PROJECTIONS,
     BatchInputs,
@@ -26,6 +28,7 @@ from server.core.projection_batch import (
     traces_needing_summaries,
 )
 from server.core.trace_summary import SummaryRow
+from server.core.value import Value
 from server.store.event_log import EVENT_COLUMNS, row_to_event
 
 _TRY_LOCKS: Final = """
@@ -87,17 +90,30 @@ _SOURCES: Final = f"""
 
 @dataclass(frozen=True, slots=True)
 class _Insert:
-    """A multi-row INSERT of one projection table from column arrays.
+    """A multi-row INSERT of one projection table from a row type's values.
 
-    Text columns travel as the rows of one two-dimensional text[] ($2): asyncpg checks
-    every element of a one-dimensional array against collections.abc (two Python-level
-    isinstance calls per string), but only the first row of a two-dimensional one. Each
-    other column is an array of its own ($3, $4, ...), in order.
+    The columns are the row type's fields, in order, then its C3 `fragment` when it has
+    one. Text columns travel as the rows of one two-dimensional text[] ($2): asyncpg
+    checks every element of a one-dimensional array against collections.abc (two
+    Python-level isinstance calls per string), but only the first row of a
+    two-dimensional one. Each other column is an array of its own ($3, $4, ...).
     """
 
     table: str
-    columns: tuple[tuple[str, str], ...]  # (name, SQL type); "text" ones go in $2
-    conflict: str = "ON CONFLICT DO NOTHING"
+    columns: tuple[tuple[str, str], ...]  # (name, SQL type)
+    fragment: bool
+    conflict: str
+
+    @classmethod
+    def of(
+        cls, table: str, row: type[Value], conflict: str = "ON CONFLICT DO NOTHING", **types: str
+    ) -> _Insert:
+        """Columns named after `row`'s fields (text unless `types` says otherwise)."""
+        columns = [(name, types.get(name, "text")) for name in row.__struct_fields__]
+        fragment = hasattr(row, "fragment")
+        if fragment:
+            columns.append(("fragment", "text"))
+        return cls(table, tuple(columns), fragment, conflict)
 
     @property
     def sql(self) -> str:
@@ -115,29 +131,21 @@ class _Insert:
             f"SELECT $1, * FROM unnest({', '.join(arrays)}) {self.conflict}"
         )
 
-    def arguments(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        columns = [list(column) for column in zip(*rows, strict=True)]
+    def arguments(self, rows: Iterable[Value]) -> list[Any]:
+        values = [
+            (*astuple(r), cast(Any, r).fragment()) if self.fragment else astuple(r) for r in rows
+        ]
+        columns = [list(column) for column in zip(*values, strict=True)]
         kinds = [kind for _, kind in self.columns]
         text = [c for c, kind in zip(columns, kinds, strict=True) if kind == "text"]
         return [text, *(c for c, kind in zip(columns, kinds, strict=True) if kind != "text")]
 
 
-_T, _BIGINT, _INT = "text", "bigint", "int"
-_NODES: Final = _Insert(
-    "dg_cg_nodes",
-    (("node_id", _T), ("node_type", _T), ("trace_id", _T), ("log_seq", _BIGINT),
-     ("created_at", _T), ("fragment", _T)),
-)  # fmt: skip
-_EDGES: Final = _Insert(
-    "dg_cg_edges",
-    (("edge_id", _T), ("edge_type", _T), ("from_node_id", _T), ("to_node_id", _T),
-     ("trace_id", _T), ("log_seq", _BIGINT), ("created_at", _T), ("fragment", _T)),
-)  # fmt: skip
-_SUMMARIES_UPSERT: Final = _Insert(
+_NODES: Final = _Insert.of("dg_cg_nodes", NodeRow, log_seq="bigint")
+_EDGES: Final = _Insert.of("dg_cg_edges", EdgeRow, log_seq="bigint")
+_SUMMARIES_UPSERT: Final = _Insert.of(
     "dg_trace_summary",
-    (("trace_id", _T), ("workflow", _T), ("title", _T), ("primary_entity_type", _T),
-     ("primary_entity_id", _T), ("outcome", _T), ("started_at", _T), ("finished_at", _T),
-     ("event_count", _INT), ("last_log_seq", _BIGINT), ("fragment", _T)),
+    SummaryRow,
     """ON CONFLICT (scope, trace_id) DO UPDATE SET
         workflow = EXCLUDED.workflow, title = EXCLUDED.title,
         primary_entity_type = EXCLUDED.primary_entity_type,
@@ -145,21 +153,14 @@ _SUMMARIES_UPSERT: Final = _Insert(
         started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
         event_count = EXCLUDED.event_count, last_log_seq = EXCLUDED.last_log_seq,
         fragment = EXCLUDED.fragment""",
-)  # fmt: skip
-_POLICY_EVALS: Final = _Insert(
-    "dg_policy_eval_index",
-    (("index_id", _T), ("trace_id", _T), ("policy_id", _T), ("policy_version", _T),
-     ("log_seq", _BIGINT), ("created_at", _T)),
-)  # fmt: skip
+    event_count="int",
+    last_log_seq="bigint",
+)
+_POLICY_EVALS: Final = _Insert.of("dg_policy_eval_index", PolicyEvalRow, log_seq="bigint")
 _DELETE_PRECEDENTS: Final = (
     "DELETE FROM dg_precedent_index WHERE scope = $1 AND trace_id = ANY($2::text[])"
 )
-_PRECEDENTS: Final = _Insert(
-    "dg_precedent_index",
-    (("source_event_id", _T), ("log_seq", _BIGINT), ("trace_id", _T), ("policy_id", _T),
-     ("policy_version", _T), ("exception_id", _T), ("primary_entity_type", _T),
-     ("primary_entity_system", _T), ("primary_entity_id", _T), ("fragment", _T)),
-)  # fmt: skip
+_PRECEDENTS: Final = _Insert.of("dg_precedent_index", PrecedentRow, log_seq="bigint")
 _SAVE_CURSORS: Final = """
     INSERT INTO dg_projection_cursors (scope, projection, last_log_seq, updated_at)
     SELECT $1, * , now() FROM unnest($2::text[], $3::bigint[])
@@ -252,93 +253,21 @@ async def _inputs(
 
 
 async def _insert(
-    conn: asyncpg.Connection, insert: _Insert, scope: str, rows: Sequence[Sequence[Any]]
+    conn: asyncpg.Connection, insert: _Insert, scope: str, rows: Collection[Value]
 ) -> None:
     if rows:
         await conn.execute(insert.sql, scope, *insert.arguments(rows))
 
 
 async def _write(conn: asyncpg.Connection, scope: str, out: BatchOutput) -> None:
-    await _insert(
-        conn,
-        _NODES,
-        scope,
-        [
-            (n.node_id, n.node_type, n.trace_id, n.log_seq, n.created_at, n.fragment())
-            for n in out.nodes.values()
-        ],
-    )
-    await _insert(
-        conn,
-        _EDGES,
-        scope,
-        [
-            (
-                e.edge_id,
-                e.edge_type,
-                e.from_node_id,
-                e.to_node_id,
-                e.trace_id,
-                e.log_seq,
-                e.created_at,
-                e.fragment(),
-            )
-            for e in out.edges.values()
-        ],
-    )
-    await _insert(
-        conn,
-        _SUMMARIES_UPSERT,
-        scope,
-        [
-            (
-                s.trace_id,
-                s.workflow,
-                s.title,
-                s.primary_entity_type,
-                s.primary_entity_id,
-                s.outcome,
-                s.started_at,
-                s.finished_at,
-                s.event_count,
-                s.last_log_seq,
-                s.fragment(),
-            )
-            for s in out.summaries.values()
-        ],
-    )
-    await _insert(
-        conn,
-        _POLICY_EVALS,
-        scope,
-        [
-            (r.index_id, r.trace_id, r.policy_id, r.policy_version, r.log_seq, r.created_at)
-            for r in out.policy_evals.values()
-        ],
-    )
+    await _insert(conn, _NODES, scope, out.nodes.values())
+    await _insert(conn, _EDGES, scope, out.edges.values())
+    await _insert(conn, _SUMMARIES_UPSERT, scope, out.summaries.values())
+    await _insert(conn, _POLICY_EVALS, scope, out.policy_evals.values())
     if out.precedents:
         await conn.execute(_DELETE_PRECEDENTS, scope, sorted(out.precedents))
-        await _insert(
-            conn,
-            _PRECEDENTS,
-            scope,
-            [
-                (
-                    r.source_event_id,
-                    r.log_seq,
-                    r.trace_id,
-                    r.policy_id,
-                    r.policy_version,
-                    r.exception_id,
-                    r.primary_entity_type,
-                    r.primary_entity_system,
-                    r.primary_entity_id,
-                    r.fragment(),
-                )
-                for rows in out.precedents.values()
-                for r in rows
-            ],
-        )
+        rows = [row for trace_rows in out.precedents.values() for row in trace_rows]
+        await _insert(conn, _PRECEDENTS, scope, rows)
     names = sorted(out.cursors)
     positions = [out.cursors[name] for name in names]
     await conn.execute(_SAVE_CURSORS, scope, names, positions)
