@@ -20,7 +20,7 @@ DESCRIPTION = "append function, text columns as one matrix"
 # p_text rows: event_id, trace_id, event_type, occurred_at, recorded_at, producer_id,
 # system, subsystem, actor_type, actor_id, correlation_id, causation_event_id,
 # idempotency_key, payload_json, payload_hash, tags_json.
-# p_probes rows: event ids, producers, idempotency keys of every event in the group.
+# p_probes rows: producers, idempotency keys, event ids of every event in the group.
 SQL = """
 CREATE FUNCTION dg_append_matrix(
     p_tenant text,
@@ -48,9 +48,9 @@ BEGIN
           -- IN (SELECT unnest(..)) is a hashed subplan; = ANY(array) would scan the
           -- array for every row committed in between.
           AND (d.trace_id IN (SELECT unnest(p_probe_traces))
-               OR d.event_id IN (SELECT unnest(p_probes[1:1]))
+               OR d.event_id IN (SELECT unnest(p_probes[3:3]))
                OR (d.producer_id, d.idempotency_key)
-                  IN (SELECT * FROM unnest(p_probes[2:2], p_probes[3:3])))
+                  IN (SELECT * FROM unnest(p_probes[1:1], p_probes[2:2])))
     ) THEN
         RETURN NULL;
     END IF;

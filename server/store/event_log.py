@@ -32,7 +32,7 @@ import asyncpg
 import msgspec
 
 from server.core.append_plan import LogState, PlannedEvent, TraceHead, plan_and_advance
-from server.core.envelope import ActorRef, SourceRef, StoredEvent
+from server.core.envelope import ActorRef, EventEnvelope, SourceRef, StoredEvent
 from server.core.errors import (
     DecisionGraphError,
     conflict,
@@ -239,16 +239,9 @@ class _GroupPlan:
         return moved
 
     def probe_keys(self) -> tuple[list[str], list[list[str]]]:
-        """Traces, and the event ids and idempotency scopes (as rows) the plan depends on."""
+        """Traces, and the idempotency scopes and event ids (_probe_rows) the plan depends on."""
         envelopes = [v.envelope for request, _ in self.accepted for v in request.batch]
-        return (
-            sorted({e.trace_id for e in envelopes}),
-            [
-                [e.event_id for e in envelopes],
-                [e.source.producer_id for e in envelopes],
-                [e.idempotency_key for e in envelopes],
-            ],
-        )
+        return sorted({e.trace_id for e in envelopes}), _probe_rows(envelopes)
 
     def row_arguments(self) -> tuple[list[Any], list[Any], list[Any], list[list[Any]]]:
         """log_seq, trace_seq, schema_version, and every text column as one row each.
@@ -268,6 +261,17 @@ class _GroupPlan:
         for request, error in self.refused:
             if not request.future.done():
                 request.future.set_exception(error)
+
+
+def _probe_rows(envelopes: Sequence[EventEnvelope]) -> list[list[str]]:
+    """Producers, idempotency keys and event ids: the rows of one text[][] parameter (see
+    _GroupPlan.row_arguments for why two-dimensional), as _READ_STATE and dg_append_matrix
+    read them."""
+    return [
+        [e.source.producer_id for e in envelopes],
+        [e.idempotency_key for e in envelopes],
+        [e.event_id for e in envelopes],
+    ]
 
 
 def _shift(plan: PlannedEvent, offset: int) -> PlannedEvent:
@@ -412,12 +416,7 @@ class PostgresEventLog:
     ) -> tuple[LogState, bool]:
         envelopes = [v.envelope for v in batch]
         traces = sorted({e.trace_id for e in envelopes})
-        probes = [  # rows of one text[][]: see _GroupPlan.row_arguments
-            [e.source.producer_id for e in envelopes],
-            [e.idempotency_key for e in envelopes],
-            [e.event_id for e in envelopes],
-        ]
-        rows = await conn.fetch(_READ_STATE, tenant_id, probes, traces)
+        rows = await conn.fetch(_READ_STATE, tenant_id, _probe_rows(envelopes), traces)
         position = next((row["num"] for row in rows if row["kind"] == "t"), None)
         # An 'e' row is its kind, the event's columns, then the two columns of the others.
         events = [row_to_event(tuple(row)[1:-2]) for row in rows if row["kind"] == "e"]

@@ -86,14 +86,28 @@ async def test_a_replay_of_what_was_written_in_between_is_recognised(pool: async
     assert await positions(pool, tenant) == [(1, "a", 0)]
 
 
+# What another writer commits between planning and writing, clashing with the plan on
+# a trace, an event id or an idempotency scope (each probed by its own row of p_probes).
+CLASHES = {
+    "trace": (input_observed("a", 1), input_observed("a", 1, idempotency_key="x"), "a"),
+    "event id": (started("b", event_id="shared"), started("c", event_id="shared"), "c"),
+    "idempotency scope": (
+        started("b", idempotency_key="k"),
+        started("c", idempotency_key="k"),
+        "c",
+    ),
+}
+
+
+@pytest.mark.parametrize("clash", CLASHES)
 async def test_the_append_function_refuses_a_clashing_plan_and_writes_nothing(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, clash: str
 ) -> None:
     tenant, log, other = new_tenant(), PostgresEventLog(pool), PostgresEventLog(pool)
     await log.append(tenant, batch(started("a")), RECORDED)
-    mine = batch(input_observed("a", 1))
-    _, plan = await stale_plan(log, pool, tenant, mine)
-    await other.append(tenant, batch(input_observed("a", 1, idempotency_key="x")), RECORDED)
+    planned, meanwhile, meanwhile_trace = CLASHES[clash]
+    _, plan = await stale_plan(log, pool, tenant, batch(planned))
+    await other.append(tenant, batch(meanwhile), RECORDED)
     async with pool.acquire() as conn:
         position = await conn.fetchval(
             event_log._APPEND,
@@ -106,9 +120,10 @@ async def test_the_append_function_refuses_a_clashing_plan_and_writes_nothing(
         last = await conn.fetchval(
             "SELECT last_log_seq FROM dg_tenants WHERE tenant_id = $1", tenant
         )
-    assert position is None  # trace "a" moved since the plan was made
+    assert position is None  # what the plan depends on moved since it was made
     assert last == 2
-    assert await positions(pool, tenant) == [(1, "a", 0), (2, "a", 1)]
+    written = await positions(pool, tenant)
+    assert written == [(1, "a", 0), (2, meanwhile_trace, meanwhile["trace_seq"])]
 
 
 # dg_append (migration 3) takes every column as its own array; the previous release calls
@@ -124,7 +139,7 @@ async def test_the_append_function_writes_an_unmoved_plan_as_planned(
     await log.append(tenant, batch(started("a")), RECORDED)
     mine = batch(input_observed("a", 1), input_observed("a", 2))
     _, plan = await stale_plan(log, pool, tenant, mine)
-    traces, (event_ids, producers, keys) = plan.probe_keys()
+    traces, (producers, keys, event_ids) = plan.probe_keys()
     async with pool.acquire() as conn:
         if function == "dg_append":
             arguments = [*plan.columns, traces, event_ids, producers, keys]
@@ -138,7 +153,7 @@ async def test_the_append_function_writes_an_unmoved_plan_as_planned(
                 plan.started_traces,
                 *plan.row_arguments(),
                 traces,
-                [event_ids, producers, keys],
+                [producers, keys, event_ids],
             )
     assert position == plan.from_position == 1
     assert await positions(pool, tenant) == [(1, "a", 0), (2, "a", 1), (3, "a", 2)]
