@@ -31,13 +31,22 @@ from server.core.trace_summary import SummaryRow
 from server.core.value import Value
 from server.store.event_log import EVENT_COLUMNS, row_to_event
 
+# Also turns off synchronous commit for the batch's transaction (set_config(..., true) is
+# SET LOCAL): projection rows are derived from the log and commit with their cursor, so a
+# crash can only lose whole batches, which the next catch-up redoes.
 _TRY_LOCKS: Final = """
-    SELECT p AS projection, pg_try_advisory_xact_lock(hashtextextended($1 || ':' || p, 0)) AS held
+    SELECT p AS projection, pg_try_advisory_xact_lock(hashtextextended($1 || ':' || p, 0)) AS held,
+           set_config('synchronous_commit', 'off', true) AS commit_mode
     FROM unnest($2::text[]) AS p
 """
-_CURSORS: Final = """
+# The held projections' cursors and, in the same round trip, the end of the source log
+# (the row with a NULL projection), read before the events so that every event up to it
+# is visible to the batch.
+_CURSORS_AND_END: Final = """
     SELECT projection, last_log_seq FROM dg_projection_cursors
     WHERE scope = $1 AND projection = ANY($2::text[])
+    UNION ALL
+    SELECT NULL, last_log_seq FROM dg_tenants WHERE tenant_id = $3
 """
 # log_seq is gapless per tenant (event_log.py), so the next batch is exactly the range
 # (cursor, cursor + batch]. The closed range bounds the scan whatever the statistics say: with
@@ -55,7 +64,6 @@ _EVENTS_PAST_A_GAP: Final = f"""
     WHERE tenant_id = $1 AND log_seq > $2 AND ($3::bigint IS NULL OR log_seq <= $3)
     ORDER BY log_seq LIMIT $4
 """
-_TAIL: Final = "SELECT last_log_seq FROM dg_tenants WHERE tenant_id = $1"
 _HEADS_BEFORE: Final = """
     SELECT t.trace_id, h.trace_seq
     FROM unnest($2::text[]) AS t(trace_id)
@@ -193,20 +201,16 @@ async def catch_up_batch(
     until: int | None = None,
 ) -> BatchReport:
     """Project the next batch of `source_tenant`'s log into `scope` (caller commits)."""
-    # Projection rows are derived from the log and commit with their cursor, so a crash can
-    # only lose whole batches that the next catch-up redoes: no need to wait for the flush.
-    await conn.execute("SET LOCAL synchronous_commit = off")
     locks = await conn.fetch(_TRY_LOCKS, scope, list(projections))
     held = tuple(r["projection"] for r in locks if r["held"])
     busy = tuple(r["projection"] for r in locks if not r["held"])
     if not held:
         return BatchReport((), 0, {}, more=False, busy=busy)
-    rows = await conn.fetch(_CURSORS, scope, list(held))
-    cursors = dict.fromkeys(held, 0) | {r["projection"]: r["last_log_seq"] for r in rows}
+    rows = await conn.fetch(_CURSORS_AND_END, scope, list(held), source_tenant)
+    saved = {r["projection"]: r["last_log_seq"] for r in rows}
+    end = int(saved.pop(None, 0) or 0)
+    cursors = dict.fromkeys(held, 0) | saved
     low = min(cursors.values())
-    if until is not None and low >= until:
-        return BatchReport(held, 0, cursors, more=False, busy=busy)
-    end = int(await conn.fetchval(_TAIL, source_tenant) or 0)  # before the events: all <= end
     end = end if until is None else min(end, until)
     if low >= end:
         return BatchReport(held, 0, cursors, more=False, busy=busy)
