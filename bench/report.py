@@ -14,27 +14,30 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 REBUILD_NOTES = """
 ### Why REBUILD is below its target
-The write floor above bounds any REBUILD of this schema on this machine: writing an
-event's rows alone, before reading, decoding, verifying (the spec's payload-hash check)
-and projecting it, costs PostgreSQL more than the target's whole budget per event. The
-rows are the spec's (§6: a node and an edge per observed input, the trace summary, the
-precedent rows), and an edge is about 1 KB with its C3 fragment and its three B-tree
-indexes: the primary key and the from/to keyset indexes that node edge paging (§7.5)
-reads. So the 30% target is out of reach on two shared cores whatever the worker does;
-what is in our hands is the worker's own share of the time.
+The write floor above is what PostgreSQL alone needs to write the rows a REBUILD must
+write, and it leaves no room for the rest: in three runs on 2026-11-21 and 22 it came out
+at 21.2%, 23.6% and 30.3% of the raw read rate (the read and the floor drift apart on this
+virtual machine), that is at best level with the target before a single event is read,
+decoded, verified (the spec's payload-hash check) or projected. The rows are the spec's
+(§6: a node and an edge per observed input, the trace summary, the precedent rows), and an
+edge is about 1 KB with its C3 fragment and its three B-tree indexes: the primary key and
+the from/to keyset indexes that node edge paging (§7.5) reads. So the 30% target is out
+of reach on two shared cores whatever the worker does; what is in our hands is the
+worker's own share of the time.
 
 Fixed on 2026-11-21, profiled with py-spy on 100k-event rebuilds:
 - The next-batch query was an open range with LIMIT. On a bulk-loaded log that autovacuum
   had not analysed yet, PostgreSQL bitmap-scanned and sorted the rest of the log for every
   batch (quadratic; about 20 us of every event). A batch is now the closed range
-  (cursor, cursor + batch], exact because log_seq is gapless per tenant.
+  (cursor, min(cursor + batch, end)], exact because log_seq is gapless per tenant.
 - Summary and precedent-source lookups are LATERAL probes of unique indexes (the
   `= ANY(array)` form scanned the whole scope once the fast-growing tables' statistics
   said they were empty).
 - Projection transactions commit asynchronously: rows commit with their cursor, so a
   crash loses only whole batches, which the next catch-up redoes.
 - Per-event value types are msgspec Structs, built in C: decoding a stored row went from
-  20 to 7 us.
+  20 to 7 us. Rows are written with their text columns in one two-dimensional array
+  (asyncpg checks each element of a one-dimensional one in Python).
 
 What is left per event: about 25 us of Python (decoding 7, hash check 7, emission,
 summary and fragments 10) and about 30 us in PostgreSQL round trips, mostly the edge
