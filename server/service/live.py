@@ -346,13 +346,19 @@ async def follow_events(
 async def follow_trace(
     feeds: LiveFeeds, tenant_id: str, trace_id: str, after_trace_seq: int
 ) -> AsyncIterator[StoredEvent]:
-    """One trace's events after `after_trace_seq`, then live; ends after TraceFinished."""
+    """One trace's events after `after_trace_seq`, then live; ends after TraceFinished.
+
+    From the start (-1), a trace that has no events yet is waited for: an agent's follower
+    subscribes before the agent appends, and must then see the whole trace. A later
+    position of a trace that does not exist names events nobody could have delivered.
+    """
     if after_trace_seq < -1:
         raise invalid_argument(f"afterTraceSeq must be >= -1, got {after_trace_seq}")
     overview = await feeds.log.trace_overview(tenant_id, trace_id)
     if overview is None:
-        raise not_found(f"Trace '{trace_id}' not found")
-    if after_trace_seq > overview.started.trace_seq + overview.event_count - 1:
+        if after_trace_seq != -1:
+            raise not_found(f"Trace '{trace_id}' not found")
+    elif after_trace_seq > overview.started.trace_seq + overview.event_count - 1:
         raise invalid_argument(
             f"afterTraceSeq {after_trace_seq} is beyond the trace's last event "
             f"{overview.event_count - 1}"

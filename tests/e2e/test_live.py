@@ -137,7 +137,7 @@ def test_bad_credentials_close_the_socket(
 @pytest.mark.parametrize(
     ("query", "variables", "code"),
     [
-        (TRACE, {"trace": "no-such-trace", "after": -1}, "DG_ERR_NOT_FOUND"),
+        (TRACE, {"trace": "no-such-trace", "after": 0}, "DG_ERR_NOT_FOUND"),
         (TRACE, {"trace": "t", "after": -2}, "DG_ERR_INVALID_ARGUMENT"),
         (TRACE, {"trace": "t", "after": 7}, "DG_ERR_INVALID_ARGUMENT"),
         (EVENTS, {"after": -1}, "DG_ERR_INVALID_ARGUMENT"),
@@ -211,6 +211,43 @@ def test_trace_events_backfill_then_live_and_complete_at_the_finish(
         (2, "InputObserved"),
         (3, "TraceFinished"),
     ]
+
+
+def test_a_trace_followed_before_it_starts_is_replayed_whole_then_live(
+    server: Server, settings: Settings
+) -> None:
+    """A follower subscribes before its agent appends: a trace of 100 events among 29
+    others arrives whole and in order, and the subscription completes at its finish."""
+    tenant = new_tenant()
+    token = key(settings, [tenant])
+    mixed = [traces(f"other{n}", 100, length=100) for n in range(29)]
+    mixed.insert(17, traces("followed", 100, length=100))
+    # Interleave the 30 traces ten events at a time, so the followed one is spread out.
+    batches = [trace[i : i + 10] for i in range(0, 100, 10) for trace in mixed]
+
+    async def scenario() -> tuple[list[tuple[int, str]], list[int]]:
+        async with (
+            DecisionGraphClient(server.url, token) as api,
+            LiveConnection(server.url, token) as live,
+        ):
+            followed = live.subscribe(TRACE, {"trace": "followed-0", "after": -1})
+            everything = live.subscribe(EVENTS, {"after": 0})
+            first = asyncio.create_task(anext(followed))  # type: ignore[arg-type]
+            await asyncio.sleep(0.5)  # the subscription is live before the first append
+            assert not first.done(), first
+            for start in range(0, len(batches), 10):
+                await api.append([e for batch in batches[start : start + 10] for e in batch])
+            got = [(await first)["traceEvents"]]
+            async with asyncio.timeout(30):
+                async for data in followed:  # ends by itself after TraceFinished
+                    got.append(data["traceEvents"])
+            logged = await collect(everything, "events", 3_000)
+            return [(e["traceSeq"], e["eventType"]) for e in got], [e["logSeq"] for e in logged]
+
+    seen, positions = asyncio.run(scenario())
+    assert [seq for seq, _ in seen] == list(range(100))
+    assert seen[0][1] == "TraceStarted" and seen[-1][1] == "TraceFinished"
+    assert positions == list(range(1, 3_001))
 
 
 def test_projection_health_and_replay_progress_are_pushed(
