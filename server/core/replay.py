@@ -30,6 +30,7 @@ TERMINAL: Final = (COMPLETED, FAILED, CANCELLED)
 # Phases let a resumed run skip what already happened (a REBUILD must not reset twice).
 START: Final = "start"
 PROJECTING: Final = "projecting"
+WORKFLOW_PHASE: Final = "workflows"  # a REBUILD's workflow part, before its bulk part
 
 PROJECTION_NAMES: Final = {name.upper(): name for name in ALL_PROJECTIONS}
 
@@ -58,6 +59,11 @@ def check_request(projection: str, mode: str, reason: str) -> str:
     if len(reason) > 2000:
         raise invalid_argument("reason must be at most 2000 characters")
     return reason
+
+
+def run_name(replay_id: str) -> str:
+    """A short name for a run's scratch tables: the replay id's random tail."""
+    return replay_id.rsplit("-", 1)[-1][-8:].lower()
 
 
 def verify_scope(replay_id: str) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from server.core.append_plan import PlannedEvent
+from server.core.bulk_projection import BulkOutcome
 from server.core.envelope import StoredEvent
 from server.core.graph import EdgeRow, NodeRow
 from server.core.graph_query import EdgeCursor, EdgeRef
@@ -144,6 +145,23 @@ class Projections(Protocol):
     ) -> BatchReport: ...
 
     async def reset(self, scope: str, projections: Sequence[str]) -> None: ...
+
+    async def rebuild(
+        self,
+        tenant_id: str,
+        projections: Sequence[str],
+        run: str,
+        progress: Callable[[int], Awaitable[bool]],
+    ) -> BulkOutcome: ...
+
+    async def scratch_digests(
+        self,
+        tenant_id: str,
+        projections: Sequence[str],
+        run: str,
+        limits: dict[str, int],
+        progress: Callable[[int], Awaitable[bool]],
+    ) -> BulkOutcome: ...
 
     async def cursors(self, scope: str) -> dict[str, int]: ...
 

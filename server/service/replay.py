@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from server.core.digest import FULL_PROJECTION, full_digest
@@ -23,10 +24,13 @@ from server.core.replay import (
     START,
     TERMINAL,
     VERIFY,
+    WORKFLOW_PHASE,
     ReplayRecord,
     check_request,
+    run_name,
     verify_scope,
 )
+from server.core.workflow import WORKFLOWS
 from server.service.ports import Audit, EventLog, Jobs, Projections, Publisher, Replays
 
 _log = logging.getLogger(__name__)
@@ -141,11 +145,11 @@ async def _project(
     publisher: Publisher,
     record: ReplayRecord,
 ) -> ReplayRecord:
-    """CATCH_UP, or REBUILD (reset once, then catch up) to the log's end at the start."""
+    """CATCH_UP to the log's end at the start; REBUILD via _rebuild."""
     tenant, names = record.tenant_id, record.projections
+    if record.mode == REBUILD:
+        return await _rebuild(replays, projections, log, publisher, record)
     if record.phase == START:
-        if record.mode == REBUILD:
-            await projections.reset(tenant, names)
         cursors = await projections.cursors(tenant)
         tail = (await log.stats(tenant)).last_log_seq
         record = await replays.update(
@@ -153,6 +157,21 @@ async def _project(
             phase=PROJECTING,
             target_json={"start": min(cursors[n] for n in names), "end": tail},
         )
+    record = await _catch_up(replays, projections, publisher, record, names)
+    return await _end(
+        replays, publisher, record, CANCELLED if record.cancel_requested else COMPLETED
+    )
+
+
+async def _catch_up(
+    replays: Replays,
+    projections: Projections,
+    publisher: Publisher,
+    record: ReplayRecord,
+    names: tuple[str, ...],
+) -> ReplayRecord:
+    """Incremental batches of `names` up to the run's target end (or a cancel)."""
+    tenant = record.tenant_id
     start, end = record.target.get("start", 0), record.target.get("end", 0)
     while True:
         report = await projections.catch_up(tenant, projections=names)
@@ -166,12 +185,65 @@ async def _project(
         await publisher.replay_changed(tenant, reached)
         if report.applied:
             await publisher.health_changed(tenant, reached)
-        if record.cancel_requested:
-            return await _end(replays, publisher, record, CANCELLED)
-        if reached >= end and not report.more:
-            return await _end(replays, publisher, record, COMPLETED)
+        if record.cancel_requested or (reached >= end and not report.more):
+            return record
         if not report.applied:  # another worker holds the batch; let it finish
             await asyncio.sleep(BUSY_PAUSE)
+
+
+def _progress(
+    replays: Replays, publisher: Publisher, record: ReplayRecord, scale: int = 1
+) -> Callable[[int], Awaitable[bool]]:
+    """Reports a bulk run's position; False once a cancel has been requested."""
+
+    async def report(position: int) -> bool:
+        updated = await replays.update(
+            record.replay_id, processed_events=position * scale, last_log_seq=position
+        )
+        await publisher.replay_changed(record.tenant_id, position)
+        return not updated.cancel_requested
+
+    return report
+
+
+async def _rebuild(
+    replays: Replays,
+    projections: Projections,
+    log: EventLog,
+    publisher: Publisher,
+    record: ReplayRecord,
+) -> ReplayRecord:
+    """The workflow projection by reset and catch-up (it is small), then the spec
+    projections in bulk, swapped in whole (store/bulk_rebuild.py). A resumed run starts
+    the bulk part again: until the swap commits, the live projections are untouched."""
+    tenant, names = record.tenant_id, record.projections
+    spec = tuple(n for n in names if n in PROJECTIONS)
+    if WORKFLOWS in names and record.phase == START:
+        await projections.reset(tenant, [WORKFLOWS])
+        tail = (await log.stats(tenant)).last_log_seq
+        record = await replays.update(
+            record.replay_id, phase=WORKFLOW_PHASE, target_json={"start": 0, "end": tail}
+        )
+    if WORKFLOWS in names and record.phase == WORKFLOW_PHASE:
+        record = await _catch_up(replays, projections, publisher, record, (WORKFLOWS,))
+        if record.cancel_requested:
+            return await _end(replays, publisher, record, CANCELLED)
+    if spec:
+        record = await replays.update(record.replay_id, phase=PROJECTING)
+        outcome = await projections.rebuild(
+            tenant, spec, run_name(record.replay_id), _progress(replays, publisher, record)
+        )
+        if outcome.cancelled:
+            return await _end(replays, publisher, record, CANCELLED)
+        cursors = await projections.cursors(tenant)
+        reached = min(cursors[n] for n in names)
+        record = await replays.update(
+            record.replay_id, processed_events=reached, last_log_seq=reached
+        )
+        await publisher.health_changed(tenant, reached)
+        if outcome.failure is not None:
+            raise outcome.failure.error
+    return await _end(replays, publisher, record, COMPLETED)
 
 
 def _with_full(digests: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
@@ -191,7 +263,8 @@ async def _verify(
     publisher: Publisher,
     record: ReplayRecord,
 ) -> ReplayRecord:
-    """Rebuild into a scratch scope up to the live cursors, then compare digests."""
+    """Rebuild in scratch state up to the live cursors, then compare digests: the spec
+    projections in bulk shadow tables, the workflow projection in a scratch scope."""
     tenant, names, scope = record.tenant_id, record.projections, verify_scope(record.replay_id)
     if record.phase == START:
         # Fresh, never cached: VERIFY exists to prove the live rows as they are now.
@@ -203,28 +276,41 @@ async def _verify(
             record.replay_id, phase=PROJECTING, target_json=target, expected_json=expected
         )
     total = sum(record.target.values())
-    for name in names:
+    spec = tuple(n for n in names if n in PROJECTIONS)
+    rebuilt: dict[str, str] = {}
+    if spec:
+        outcome = await projections.scratch_digests(
+            tenant,
+            spec,
+            run_name(record.replay_id),
+            {n: record.target[n] for n in spec},
+            _progress(replays, publisher, record, scale=len(spec)),
+        )
+        if outcome.failure is not None:
+            raise outcome.failure.error
+        if outcome.cancelled:
+            return await _end(replays, publisher, record, CANCELLED)
+        rebuilt = dict(outcome.digests)
+    if WORKFLOWS in names:
+        until = record.target[WORKFLOWS]
         while True:
-            report = await projections.catch_up(tenant, scope, [name], until=record.target[name])
+            report = await projections.catch_up(tenant, scope, [WORKFLOWS], until=until)
             if report.failure is not None:
                 await projections.drop_scope(scope)
                 raise report.failure.error
-            cursors = await projections.cursors(scope)
-            done = sum(min(cursors[n], record.target[n]) for n in names)
-            record = await replays.update(
-                record.replay_id, processed_events=done, last_log_seq=min(cursors[n] for n in names)
-            )
-            await publisher.replay_changed(tenant, done)
+            reached = (await projections.cursors(scope))[WORKFLOWS]
+            record = await replays.update(record.replay_id, last_log_seq=reached)
             if record.cancel_requested:
                 await projections.drop_scope(scope)
                 return await _end(replays, publisher, record, CANCELLED)
-            if cursors[name] >= record.target[name]:
+            if reached >= until:
                 break
             if not report.applied:
                 await asyncio.sleep(BUSY_PAUSE)
-    _, rebuilt = await projections.digests(scope, use_cache=False)
+        _, scratch = await projections.digests(scope, use_cache=False)
+        rebuilt[WORKFLOWS] = scratch[WORKFLOWS]
+        await projections.drop_scope(scope)
     actual = _with_full({n: rebuilt[n] for n in names}, names)
-    await projections.drop_scope(scope)
     expected = record.expected or {}
     return await _end(
         replays,

@@ -8,7 +8,7 @@ it is cached by cursor and recomputed only when the projection has moved.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import asyncpg
@@ -53,61 +53,33 @@ async def _stream(writer: DigestWriter, conn: asyncpg.Connection, sql: str, scop
         writer.element(record["fragment"])
 
 
-async def compute_digest(conn: asyncpg.Connection, scope: str, projection: str) -> str:
-    """The §6.8 digest of one projection's current rows (call inside a snapshot)."""
+# Each projection's digest: its text, then each table's fragments in id order between texts.
+_DIGEST_PARTS: Final = {
+    CONTEXT_GRAPH: ('{"edges":[', ("dg_cg_edges", "edge_id"), '],"nodes":[',
+                    ("dg_cg_nodes", "node_id"), "]}"),
+    TRACE_SUMMARY: ("[", ("dg_trace_summary", "trace_id"), "]"),
+    PRECEDENT_INDEX: ("[", ("dg_precedent_index", "source_event_id"), "]"),
+    WORKFLOWS: ('{"actions":[', ("dg_workflow_actions", "seq"), '],"items":[',
+                ("dg_workflow_items", "workflow_id"), "]}"),
+}  # fmt: skip
+
+
+async def compute_digest(
+    conn: asyncpg.Connection, scope: str, projection: str, tables: Mapping[str, str] | None = None
+) -> str:
+    """The §6.8 digest of one projection's current rows (call inside a snapshot).
+
+    `tables` reads some tables from elsewhere (a REBUILD's or VERIFY's shadow tables).
+    """
     writer = DigestWriter()
-    if projection == CONTEXT_GRAPH:
-        writer.text('{"edges":[')
-        await _stream(
-            writer,
-            conn,
-            "SELECT fragment FROM dg_cg_edges WHERE scope = $1 ORDER BY edge_id",
-            scope,
-        )
-        writer.text('],"nodes":[')
-        await _stream(
-            writer,
-            conn,
-            "SELECT fragment FROM dg_cg_nodes WHERE scope = $1 ORDER BY node_id",
-            scope,
-        )
-        writer.text("]}")
-    elif projection == TRACE_SUMMARY:
-        writer.text("[")
-        await _stream(
-            writer,
-            conn,
-            "SELECT fragment FROM dg_trace_summary WHERE scope = $1 ORDER BY trace_id",
-            scope,
-        )
-        writer.text("]")
-    elif projection == PRECEDENT_INDEX:
-        writer.text("[")
-        await _stream(
-            writer,
-            conn,
-            "SELECT fragment FROM dg_precedent_index WHERE scope = $1 ORDER BY source_event_id",
-            scope,
-        )
-        writer.text("]")
-    elif projection == WORKFLOWS:
-        writer.text('{"actions":[')
-        await _stream(
-            writer,
-            conn,
-            "SELECT fragment FROM dg_workflow_actions WHERE scope = $1 ORDER BY seq",
-            scope,
-        )
-        writer.text('],"items":[')
-        await _stream(
-            writer,
-            conn,
-            "SELECT fragment FROM dg_workflow_items WHERE scope = $1 ORDER BY workflow_id",
-            scope,
-        )
-        writer.text("]}")
-    else:
-        raise ValueError(projection)
+    for part in _DIGEST_PARTS[projection]:
+        if isinstance(part, str):
+            writer.text(part)
+        else:
+            table, order = part
+            table = (tables or {}).get(table, table)
+            sql = f"SELECT fragment FROM {table} WHERE scope = $1 ORDER BY {order}"
+            await _stream(writer, conn, sql, scope)
     return writer.hexdigest()
 
 

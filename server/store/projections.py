@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from server.core.bulk_projection import BulkOutcome, BulkProjector
 from server.core.graph import EdgeRow, NodeRow
 from server.core.graph_query import EdgeCursor, EdgeRef
 from server.core.precedent_query import PrecedentHit, PrecedentQuery
@@ -15,6 +16,7 @@ from server.core.projection_batch import PROJECTIONS, BatchReport, FailureRecord
 from server.core.replay import ALL_PROJECTIONS
 from server.core.trace_summary import SummaryRow
 from server.core.workflow import WORKFLOWS
+from server.store import bulk_rebuild as bulk
 from server.store import projection_reads as reads
 from server.store import projection_writer as writer
 from server.store.database import translate, translated
@@ -41,6 +43,14 @@ class PostgresProjections:
         self._pool = pool
         self._batch_size = batch_size
         self.workflows = PostgresWorkflows(pool, batch_size)
+        self._partitioned: set[str] = set()
+
+    async def _ensure_partitions(self, scope: str) -> None:
+        """The scope's projection partitions exist before its first write (migration 7)."""
+        if scope not in self._partitioned:
+            async with self._pool.acquire() as conn:
+                await bulk.ensure_partitions(conn, scope)
+            self._partitioned.add(scope)
 
     async def catch_up(
         self,
@@ -55,6 +65,7 @@ class PostgresProjections:
         report = BatchReport((), 0, {}, more=False)
         try:
             if spec:
+                await self._ensure_partitions(scope or tenant_id)
                 async with self._pool.acquire() as conn, conn.transaction():
                     report = await writer.catch_up_batch(
                         conn,
@@ -79,6 +90,77 @@ class PostgresProjections:
                 await writer.reset(conn, scope, spec)
         if WORKFLOWS in projections:
             await self.workflows.reset(scope)
+
+    async def rebuild(
+        self,
+        tenant_id: str,
+        projections: Sequence[str],
+        run: str,
+        progress: bulk.Progress,
+        after_swap: Sequence[tuple[str, Sequence[Any]]] = (),
+    ) -> BulkOutcome:
+        """Rebuild these spec projections of a tenant from its whole log and swap them in
+        atomically (store/bulk_rebuild.py), stopping at a failing event as catch-up does.
+        `after_swap` statements commit with the swap; False from `progress` cancels."""
+        await self._ensure_partitions(tenant_id)
+        tables = bulk.shadows(tenant_id, projections, run)
+        projector = BulkProjector(projections)
+        try:
+            async with self._pool.acquire() as conn:
+                await bulk.create(conn, tables)
+            position = 0
+            while projector.failure is None:
+                async with self._pool.acquire() as conn:
+                    end = await bulk.log_end(conn, tenant_id)
+                if end - position <= bulk.TAIL:
+                    break
+                position, going = await bulk.load(
+                    self._pool, tenant_id, tables, projector, position, end, progress
+                )
+                if not going:
+                    async with self._pool.acquire() as conn:
+                        await bulk.drop(conn, tables)
+                    return BulkOutcome(cancelled=True)
+            await bulk.build_indexes(self._pool, tables)
+            async with self._pool.acquire() as conn, conn.transaction():
+                await bulk.swap(conn, tenant_id, tables, projector, projections, after_swap)
+        except BaseException:
+            async with self._pool.acquire() as conn:
+                await bulk.drop(conn, tables)
+            raise
+        return BulkOutcome(projector.failure)
+
+    async def scratch_digests(
+        self,
+        tenant_id: str,
+        projections: Sequence[str],
+        run: str,
+        limits: dict[str, int],
+        progress: bulk.Progress,
+    ) -> BulkOutcome:
+        """Digests of these spec projections rebuilt in scratch shadow tables up to `limits`,
+        without touching the live ones (none when it stopped at a failure or a cancel)."""
+        tables = bulk.shadows(tenant_id, projections, run)
+        projector = BulkProjector(projections, limits)
+        try:
+            async with self._pool.acquire() as conn:
+                await bulk.create(conn, tables)
+            _, going = await bulk.load(
+                self._pool, tenant_id, tables, projector, 0, projector.end, progress
+            )
+            if not going or projector.failure is not None:
+                return BulkOutcome(projector.failure, cancelled=not going)
+            async with self._pool.acquire() as conn:
+                await bulk.copy(conn, tables, projector.close())
+            names = {t.parent: t.name for t in tables}
+            async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                digests = {
+                    p: await reads.compute_digest(conn, tenant_id, p, names) for p in projections
+                }
+        finally:
+            async with self._pool.acquire() as conn:
+                await bulk.drop(conn, tables)
+        return BulkOutcome(digests=digests)
 
     async def cursors(self, scope: str) -> dict[str, int]:
         async with self._pool.acquire() as conn:

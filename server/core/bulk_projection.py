@@ -1,0 +1,165 @@
+"""A whole-log projection, streamed: the rows a REBUILD or VERIFY loads in bulk.
+
+It composes the same pure functions as `project_batch` but keeps, instead of reading them
+back from storage, the little state a scope's projections need between events: the next
+trace_seq of each trace, the summary and precedent sources of each open trace, and the
+node ids written so far (nodes are first-write-wins). Every row leaves exactly once, in
+its final form: a trace's summary and precedent rows when the trace finishes (the log
+refuses events after TraceFinished), the summaries of open traces at `close()`. The
+result is, row for row, what incremental catch-up writes over the same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from server.core.digest import CONTEXT_GRAPH, PRECEDENT_INDEX, TRACE_SUMMARY
+from server.core.envelope import StoredEvent
+from server.core.errors import DecisionGraphError
+from server.core.event_types import POLICY_EVALUATED, TRACE_FINISHED
+from server.core.graph import EdgeRow, NodeRow, emit
+from server.core.precedent import (
+    PRECEDENT_SOURCE_TYPES,
+    PolicyEvalRow,
+    PrecedentRow,
+    policy_eval_row,
+    precedent_rows,
+)
+from server.core.projection_batch import PROJECTIONS, Failure
+from server.core.projector import verify_event
+from server.core.trace_summary import SummaryRow, apply_summary
+
+
+@dataclass(slots=True)
+class BulkRows:
+    """Rows ready to load; each appears once in the whole stream."""
+
+    nodes: list[NodeRow] = field(default_factory=list)
+    edges: list[EdgeRow] = field(default_factory=list)
+    summaries: list[SummaryRow] = field(default_factory=list)
+    policy_evals: list[PolicyEvalRow] = field(default_factory=list)
+    precedents: list[PrecedentRow] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (
+            len(self.nodes)
+            + len(self.edges)
+            + len(self.summaries)
+            + len(self.policy_evals)
+            + len(self.precedents)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BulkOutcome:
+    """How a bulk REBUILD or VERIFY ended: stopped at a failure, cancelled, or whole
+    (VERIFY: with the scratch digests)."""
+
+    failure: Failure | None = None
+    cancelled: bool = False
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+class BulkProjector:
+    """Feeds events in log order; `limits` stops each projection at its own position."""
+
+    def __init__(
+        self, projections: Collection[str] = PROJECTIONS, limits: Mapping[str, int] | None = None
+    ) -> None:
+        self.projections = tuple(p for p in PROJECTIONS if p in projections)
+        self.limits = dict(limits or {})
+        self.cursors = dict.fromkeys(self.projections, 0)
+        self.failure: Failure | None = None
+        self.applied = 0
+        self._graph = CONTEXT_GRAPH in self.projections
+        self._summary = TRACE_SUMMARY in self.projections
+        self._precedent = PRECEDENT_INDEX in self.projections
+        self._expected: dict[str, int] = {}
+        self._open: dict[str, SummaryRow] = {}
+        self._sources: dict[str, list[StoredEvent]] = {}
+        self._nodes: set[str] = set()
+        self._policy_evals: set[str] = set()
+
+    @property
+    def end(self) -> int:
+        """The last position any projection still wants (0: no limit)."""
+        if len(self.limits) < len(self.projections):
+            return 0
+        return max(self.limits[p] for p in self.projections)
+
+    def feed(self, events: Iterable[StoredEvent]) -> BulkRows:
+        """Project events in order; stops for good at the first that fails."""
+        out = BulkRows()
+        if self.failure is not None:
+            return out
+        for event in events:
+            try:
+                verify_event(event, self._expected.get(event.trace_id, 0))
+                self._project(event, out)
+            except DecisionGraphError as error:
+                self.failure = Failure(event, error)
+                break
+            self._expected[event.trace_id] = event.trace_seq + 1
+            self.applied += 1
+        return out
+
+    def close(self) -> BulkRows:
+        """The summaries of traces still open: their final rows for this log."""
+        return BulkRows(summaries=list(self._open.values()))
+
+    def _wants(self, projection: str, event: StoredEvent) -> bool:
+        limit = self.limits.get(projection)
+        return limit is None or event.log_seq <= limit
+
+    def _project(self, event: StoredEvent, out: BulkRows) -> None:
+        """Everything one event contributes; raises before anything of it is kept."""
+        graph = self._graph and self._wants(CONTEXT_GRAPH, event)
+        summary = self._summary and self._wants(TRACE_SUMMARY, event)
+        precedent = self._precedent and self._wants(PRECEDENT_INDEX, event)
+        emission = emit(event) if graph else None
+        new_summary = apply_summary(self._open.get(event.trace_id), event) if summary else None
+        finished = event.event_type == TRACE_FINISHED
+        evaluated = None
+        if precedent and event.event_type == POLICY_EVALUATED:
+            evaluated = policy_eval_row(event)
+        ranked = None
+        if precedent and finished:
+            ranked = precedent_rows(self._sources.get(event.trace_id, ()))
+        # Nothing raised: keep it all.
+        if emission is not None:
+            for node in emission.nodes:
+                if node.node_id not in self._nodes:
+                    self._nodes.add(node.node_id)
+                    out.nodes.append(node)
+            out.edges.extend(_unique_edges(emission.edges))
+            self.cursors[CONTEXT_GRAPH] = event.log_seq
+        if summary:
+            if new_summary is not None:
+                self._open[event.trace_id] = new_summary
+            if finished and event.trace_id in self._open:
+                out.summaries.append(self._open.pop(event.trace_id))
+            self.cursors[TRACE_SUMMARY] = event.log_seq
+        if precedent:
+            if evaluated is not None and evaluated.index_id not in self._policy_evals:
+                self._policy_evals.add(evaluated.index_id)
+                out.policy_evals.append(evaluated)
+            if ranked is not None:
+                out.precedents.extend(ranked)
+                self._sources.pop(event.trace_id, None)
+            elif event.event_type in PRECEDENT_SOURCE_TYPES:
+                self._sources.setdefault(event.trace_id, []).append(event)
+            self.cursors[PRECEDENT_INDEX] = event.log_seq
+
+
+def _unique_edges(edges: list[EdgeRow]) -> list[EdgeRow]:
+    # An edge id names its event, so repeats can only come from within one emission.
+    if len(edges) < 2:
+        return edges
+    seen: set[str] = set()
+    unique = []
+    for edge in edges:
+        if edge.edge_id not in seen:
+            seen.add(edge.edge_id)
+            unique.append(edge)
+    return unique

@@ -1,0 +1,318 @@
+"""REBUILD and VERIFY at bulk-load speed: shadow tables, binary COPY, indexes last, one swap.
+
+Maintaining B-trees row by row bounds an INSERT-based rebuild well below a sequential
+read of the log (docs/benchmarks.md). So a rebuild writes each projection table of the
+scope into a standalone shadow table without indexes, by binary COPY in large chunks
+while the next chunk is read and projected (Python and PostgreSQL work at the same time),
+builds the parent's indexes on it once, and then, in one short transaction that also
+projects whatever the log gained meanwhile, swaps it in as the scope's partition
+(migration 7) together with the cursors. Readers see the old projection or the new one,
+never a half-built one, and a crash at any point before that commit leaves the live
+projection untouched: the next attempt drops the shadows and starts again. VERIFY loads
+shadows the same way, digests them and drops them. See ADR 0014.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import asyncpg
+from msgspec.structs import astuple
+
+from server.core.bulk_projection import BulkProjector, BulkRows
+from server.core.digest import CONTEXT_GRAPH, PRECEDENT_INDEX, TRACE_SUMMARY
+from server.core.graph import EdgeRow, NodeRow
+from server.core.precedent import PolicyEvalRow, PrecedentRow
+from server.core.projection_batch import Failure
+from server.core.trace_summary import SummaryRow
+from server.core.value import Value
+from server.store.event_log import EVENT_COLUMNS, row_to_event
+from server.store.projection_writer import _RECORD_FAILURE, _SAVE_CURSORS
+
+CHUNK: Final = 5_000  # events per read, and rows per COPY
+TAIL: Final = 2_000  # at most this much of the log is projected inside the swap
+# The swap's exclusive locks on the parents wait at most this long, then let go and try
+# again: well below deadlock_timeout (1 s), so that in a lock cycle with another scope's
+# catch-up it is always the swap that steps back.
+_LOCK_TIMEOUT: Final = "100ms"
+_SWAP_TRIES: Final = 100
+
+Progress = Callable[[int], Awaitable[bool]]  # events loaded so far -> keep going?
+
+
+@dataclass(frozen=True, slots=True)
+class Shadow:
+    """One projection table's shadow for one scope and one run."""
+
+    parent: str
+    rows: str  # the BulkRows field that feeds it
+    row_type: type[Value]
+    scope: str
+    run: str
+
+    @property
+    def partition(self) -> str:
+        """The scope's live partition (SQL dg_projection_partition)."""
+        return f"{self.parent}__{hashlib.md5(self.scope.encode()).hexdigest()[:16]}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.partition}_{self.run}"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        fields = tuple(self.row_type.__struct_fields__)
+        return (*fields, "fragment") if hasattr(self.row_type, "fragment") else fields
+
+    def records(self, rows: BulkRows) -> list[tuple[Any, ...]]:
+        values = cast(list[Any], getattr(rows, self.rows))
+        if hasattr(self.row_type, "fragment"):
+            return [(*astuple(r), r.fragment()) for r in values]
+        return [astuple(r) for r in values]
+
+
+_TABLES: Final = {
+    CONTEXT_GRAPH: (("dg_cg_nodes", "nodes", NodeRow), ("dg_cg_edges", "edges", EdgeRow)),
+    TRACE_SUMMARY: (("dg_trace_summary", "summaries", SummaryRow),),
+    PRECEDENT_INDEX: (
+        ("dg_policy_eval_index", "policy_evals", PolicyEvalRow),
+        ("dg_precedent_index", "precedents", PrecedentRow),
+    ),
+}
+_EVENTS: Final = f"""
+    SELECT {EVENT_COLUMNS} FROM dg_event_log
+    WHERE tenant_id = $1 AND log_seq > $2 AND log_seq <= $3 ORDER BY log_seq
+"""
+_LOG_END: Final = "SELECT coalesce(max(last_log_seq), 0) FROM dg_tenants WHERE tenant_id = $1"
+_INDEXES: Final = """
+    SELECT pg_get_indexdef(i.indexrelid) AS definition, pg_get_constraintdef(c.oid) AS constraint
+    FROM pg_index i
+    LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+    WHERE i.indrelid = $1::regclass ORDER BY i.indexrelid
+"""
+_ON_PARENT: Final = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ ")
+
+
+def shadows(scope: str, projections: Sequence[str], run: str) -> list[Shadow]:
+    """The shadow tables of these projections; `run` keeps a run's names its own."""
+    return [
+        Shadow(parent, rows, row_type, scope, run)
+        for projection in projections
+        for parent, rows, row_type in _TABLES[projection]
+    ]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+async def ensure_partitions(conn: asyncpg.Connection, scope: str) -> None:
+    await conn.execute("SELECT dg_ensure_projection_partitions($1)", scope)
+
+
+async def create(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
+    """Fresh, empty shadows; any left by an earlier attempt of this scope are dropped.
+
+    The CHECK on scope lets ATTACH PARTITION skip scanning the table to prove it.
+    """
+    for shadow in tables:
+        leftovers = await conn.fetch(
+            "SELECT relname FROM pg_class WHERE relname LIKE $1 AND relkind = 'r' "
+            "AND NOT relispartition",
+            shadow.partition.replace("_", r"\_") + r"\_%",
+        )
+        for row in leftovers:
+            await conn.execute(f'DROP TABLE "{row["relname"]}"')
+        await conn.execute(
+            f"CREATE TABLE {shadow.name} (LIKE {shadow.parent} INCLUDING DEFAULTS, "
+            f"CONSTRAINT {shadow.name}_scope CHECK (scope = {_literal(shadow.scope)})) "
+            f"WITH (autovacuum_enabled = false)"
+        )
+        await conn.execute(
+            f"ALTER TABLE {shadow.name} ALTER COLUMN scope SET DEFAULT {_literal(shadow.scope)}"
+        )
+
+
+async def drop(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
+    for shadow in tables:
+        await conn.execute(f"DROP TABLE IF EXISTS {shadow.name}")
+
+
+async def copy(conn: asyncpg.Connection, tables: Sequence[Shadow], rows: BulkRows) -> None:
+    for shadow in tables:
+        records = shadow.records(rows)
+        if records:
+            await conn.copy_records_to_table(shadow.name, records=records, columns=shadow.columns)
+
+
+async def log_end(conn: asyncpg.Connection, tenant: str) -> int:
+    return int(await conn.fetchval(_LOG_END, tenant))
+
+
+async def load(
+    pool: asyncpg.Pool,
+    tenant: str,
+    tables: Sequence[Shadow],
+    projector: BulkProjector,
+    start: int,
+    end: int,
+    progress: Progress,
+) -> tuple[int, bool]:
+    """Project (start, end] into the shadows; (position reached, whether to go on).
+
+    Three stages overlap: PostgreSQL reads chunk N+1 while Python projects chunk N and
+    PostgreSQL copies chunk N-1 into the shadows.
+    """
+    queue: asyncio.Queue[BulkRows | None] = asyncio.Queue(maxsize=2)
+    async with pool.acquire() as reader, pool.acquire() as writer:
+
+        async def write() -> None:
+            while (rows := await queue.get()) is not None:
+                await copy(writer, tables, rows)
+
+        async def read(low: int) -> list[asyncpg.Record]:
+            return cast(
+                list[asyncpg.Record],
+                await reader.fetch(_EVENTS, tenant, low, min(low + CHUNK, end)),
+            )
+
+        writing = asyncio.create_task(write())
+        position, going = start, True
+        fetching = asyncio.create_task(read(position)) if position < end else None
+        try:
+            while fetching is not None:
+                records = await fetching
+                position = min(position + CHUNK, end)
+                fetching = asyncio.create_task(read(position)) if position < end else None
+                await queue.put(projector.feed([row_to_event(r) for r in records]))
+                if projector.failure is not None or not (going := await progress(position)):
+                    break
+            await queue.put(None)
+            await writing
+        finally:
+            for task in (fetching, writing):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+    return position, going
+
+
+async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:
+    """The parent's indexes on each shadow, two builds at a time (CREATE INDEX takes a
+    lock that lets other builds on the same table proceed), then its primary key."""
+    builds: list[str] = []
+    keys: list[str] = []
+    async with pool.acquire() as conn:
+        for shadow in tables:
+            for n, row in enumerate(await conn.fetch(_INDEXES, shadow.parent)):
+                index = f"{shadow.name}_i{n}"
+                unique = "UNIQUE " if row["definition"].startswith("CREATE UNIQUE") else ""
+                own = f"CREATE {unique}INDEX {index} ON {shadow.name} "
+                builds.append(_ON_PARENT.sub(own, row["definition"]))
+                if row["constraint"]:
+                    kind = row["constraint"].split("(")[0].strip()  # PRIMARY KEY / UNIQUE
+                    keys.append(
+                        f"ALTER TABLE {shadow.name} "
+                        f"ADD CONSTRAINT {index} {kind} USING INDEX {index}"
+                    )
+    pending = list(reversed(builds))
+
+    async def builder() -> None:
+        async with pool.acquire() as conn:
+            while pending:
+                await conn.execute(pending.pop())
+
+    await asyncio.gather(builder(), builder())
+    async with pool.acquire() as conn:
+        for statement in keys:
+            await conn.execute(statement)
+
+
+async def swap(
+    conn: asyncpg.Connection,
+    tenant: str,
+    tables: Sequence[Shadow],
+    projector: BulkProjector,
+    projections: Sequence[str],
+    after_swap: Sequence[tuple[str, Sequence[Any]]] = (),
+) -> None:
+    """Inside the caller's transaction: project the rest of the log into the shadows,
+    then make them the scope's partitions, with cursors and failures, all at once.
+
+    The projections' advisory locks keep incremental catch-up of this scope out from
+    here to the commit; parents are locked exclusively only for the DDL at the end.
+    """
+    for projection in sorted(projections):
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", tenant, projection
+        )
+    end = await log_end(conn, tenant)
+    position = max(projector.cursors.values(), default=0)
+    if projector.failure is None and position < end:
+        records = await conn.fetch(_EVENTS, tenant, position, end)
+        await copy(conn, tables, projector.feed([row_to_event(r) for r in records]))
+    await copy(conn, tables, projector.close())
+    for attempt in range(_SWAP_TRIES):
+        try:
+            async with conn.transaction():  # a savepoint: a lock timeout retries only this
+                await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
+                await _exchange(conn, tables)
+            break
+        except asyncpg.LockNotAvailableError:
+            if attempt == _SWAP_TRIES - 1:
+                raise
+            await asyncio.sleep(0.02 * min(attempt + 1, 10))
+    await conn.execute(
+        "DELETE FROM dg_projection_failures WHERE scope = $1 AND projection = ANY($2::text[])",
+        tenant,
+        list(projections),
+    )
+    await conn.execute(
+        "DELETE FROM dg_projection_digests WHERE scope = $1 AND projection = ANY($2::text[])",
+        tenant,
+        list(projections),
+    )
+    names = sorted(projections)
+    await conn.execute(_SAVE_CURSORS, tenant, names, [projector.cursors[n] for n in names])
+    if projector.failure is not None:
+        await _record(conn, tenant, projector.failure, names)
+    for sql, arguments in after_swap:
+        await conn.execute(sql, *arguments)
+
+
+async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('dg_projection_partitions', 0))"
+    )
+    for shadow in sorted(tables, key=lambda s: s.parent):
+        await conn.execute(f"LOCK TABLE {shadow.parent} IN ACCESS EXCLUSIVE MODE")
+    for shadow in sorted(tables, key=lambda s: s.parent):
+        live = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", shadow.partition)
+        if live:
+            await conn.execute(f"ALTER TABLE {shadow.parent} DETACH PARTITION {shadow.partition}")
+            await conn.execute(f"DROP TABLE {shadow.partition}")
+        await conn.execute(
+            f"ALTER TABLE {shadow.parent} ATTACH PARTITION {shadow.name} "
+            f"FOR VALUES IN ({_literal(shadow.scope)})"
+        )
+        await conn.execute(f"ALTER TABLE {shadow.name} RENAME TO {shadow.partition}")
+        await conn.execute(f"ALTER TABLE {shadow.partition} RESET (autovacuum_enabled)")
+
+
+async def _record(conn: asyncpg.Connection, scope: str, failure: Failure, names: list[str]) -> None:
+    event = failure.event
+    await conn.execute(
+        _RECORD_FAILURE,
+        scope,
+        names,
+        event.log_seq,
+        event.event_id,
+        event.trace_id,
+        failure.error.code,
+        failure.error.message,
+    )
