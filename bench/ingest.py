@@ -30,8 +30,8 @@ APPEND = (
 TRACE_LENGTH = 10
 
 
-def trace_events(trace_id: str) -> list[dict[str, Any]]:
-    """A ten-event trace: started, eight observed inputs, finished."""
+def trace_events(trace_id: str, length: int = TRACE_LENGTH) -> list[dict[str, Any]]:
+    """A trace of `length` events (ten by default): started, observed inputs, finished."""
     base = {
         "traceId": trace_id,
         "occurredAt": "2026-11-21T10:00:00Z",
@@ -57,7 +57,7 @@ def trace_events(trace_id: str) -> list[dict[str, Any]]:
             },
         }
     ]
-    for seq in range(1, TRACE_LENGTH - 1):
+    for seq in range(1, length - 1):
         events.append(
             base
             | {
@@ -86,10 +86,10 @@ def trace_events(trace_id: str) -> list[dict[str, Any]]:
     events.append(
         base
         | {
-            "eventId": f"{trace_id}-{TRACE_LENGTH - 1}",
-            "traceSeq": TRACE_LENGTH - 1,
+            "eventId": f"{trace_id}-{length - 1}",
+            "traceSeq": length - 1,
             "eventType": "TraceFinished",
-            "idempotencyKey": f"{trace_id}:{TRACE_LENGTH - 1}",
+            "idempotencyKey": f"{trace_id}:{length - 1}",
             "payload": {"outcome": "success"},
         }
     )

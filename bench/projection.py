@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 
 from bench.environment import env_for, free_port, percentile, process
-from bench.ingest import APPEND, encoded_bodies, event_stream
+from bench.ingest import APPEND, encoded_bodies, event_stream, trace_events
 from server.cli import create_key
 from server.core.envelope import ActorRef, EventEnvelope, SourceRef
 from server.core.validation import validate_envelope
@@ -28,12 +28,18 @@ def _envelope(e: dict[str, Any]) -> EventEnvelope:
     )  # fmt: skip
 
 
-async def seed(settings: Settings, tenant: str, count: int) -> None:
-    """`count` events through the append path (validated, positioned), not over HTTP."""
+async def seed(settings: Settings, tenant: str, count: int, traces: int = 0) -> None:
+    """`count` events through the append path (validated, positioned), not over HTTP:
+    ten-event traces, or `traces` traces of count/traces events each."""
     pool = await create_pool(settings.require_database_url, size=2, application_name="bench")
     try:
         log = PostgresEventLog(pool)
-        stream = event_stream(tenant)
+        if traces:
+            stream = iter(
+                [e for t in range(traces) for e in trace_events(f"{tenant}-{t}", count // traces)]
+            )
+        else:
+            stream = event_stream(tenant)
         for _ in range(count // 1000):
             batch = [validate_envelope(_envelope(next(stream))) for _ in range(1000)]
             await log.append(tenant, batch, "2026-11-21T00:00:00.000000Z")
@@ -41,17 +47,19 @@ async def seed(settings: Settings, tenant: str, count: int) -> None:
         await pool.close()
 
 
-async def raw_read(dsn: str, tenant: str) -> float:
-    """Rows/s of a plain ordered read of the tenant's log with asyncpg (no decoding)."""
+async def raw_read(dsn: str, tenants: list[str]) -> float:
+    """Rows/s of a plain ordered read of the tenants' logs with asyncpg (no decoding)."""
     conn = await asyncpg.connect(dsn)
     try:
         started, rows = time.perf_counter(), 0
-        async with conn.transaction():
-            query = (
-                f"SELECT {EVENT_COLUMNS} FROM dg_event_log WHERE tenant_id = $1 ORDER BY log_seq"
-            )
-            async for _ in conn.cursor(query, tenant, prefetch=5000):
-                rows += 1
+        for tenant in tenants:
+            async with conn.transaction():
+                query = (
+                    f"SELECT {EVENT_COLUMNS} FROM dg_event_log WHERE tenant_id = $1 "
+                    "ORDER BY log_seq"
+                )
+                async for _ in conn.cursor(query, tenant, prefetch=5000):
+                    rows += 1
         return rows / (time.perf_counter() - started)
     finally:
         await conn.close()
@@ -71,20 +79,24 @@ _FLOOR_COPIES: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 
-async def write_floor(dsn: str, tenant: str, events: int) -> float:
+async def write_floor(dsn: str, tenants: list[str], events: int) -> float:
     """Events/s if writing a REBUILD's rows were all it did: PostgreSQL alone re-inserts the
-    rebuilt rows into another scope (INSERT ... SELECT, as the projector does, ON CONFLICT DO
-    NOTHING), with no Python, no network and no projection work. Rolled back."""
+    rebuilt rows into other scopes (INSERT ... SELECT into tables with their indexes, as the
+    incremental projector writes, ON CONFLICT DO NOTHING), with no Python, no network and no
+    projection work. Rolled back."""
     conn = await asyncpg.connect(dsn)
     try:
+        for tenant in tenants:  # partitions are made once per scope, outside the clock
+            await conn.execute("SELECT dg_ensure_projection_partitions($1)", f"floor-{tenant}")
         started = time.perf_counter()
         async with conn.transaction():
-            for table, columns in _FLOOR_COPIES:
-                await conn.execute(
-                    f"INSERT INTO {table} (scope, {columns}) SELECT 'floor-' || scope, {columns} "
-                    f"FROM {table} WHERE scope = $1 ON CONFLICT DO NOTHING",
-                    tenant,
-                )
+            for tenant in tenants:
+                for table, columns in _FLOOR_COPIES:
+                    await conn.execute(
+                        f"INSERT INTO {table} (scope, {columns}) SELECT 'floor-' || scope, "
+                        f"{columns} FROM {table} WHERE scope = $1 ON CONFLICT DO NOTHING",
+                        tenant,
+                    )
             seconds = time.perf_counter() - started
             raise _Rollback
     except _Rollback:
@@ -109,39 +121,87 @@ async def _gql(
     return body["data"]
 
 
-async def rebuild(url: str, token: str, tenant: str, count: int) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-        health = "query($n: Long!) { projectionHealth(atLeast: $n) { projectedTo } }"
-        deadline = time.monotonic() + 600
-        while True:  # the worker's sweep catches the seeded tenant up first
-            try:
-                await _gql(http, token, tenant, health, {"n": count})
-                break
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-        data = await _gql(
-            http,
-            token,
-            tenant,
-            """mutation { requestReplay(projection: ALL,
-            mode: REBUILD, reason: "benchmark") { replay { replayId } } }""",
-        )
-        replay_id = data["requestReplay"]["replay"]["replayId"]
-        status = """query($id: String!) { replay(replayId: $id) { status startedAt finishedAt
-                    processedEvents } }"""
+HEALTH = """query($n: Long!) { projectionHealth(atLeast: $n) { projectedTo
+    digests { contextGraph traceSummary precedentIndex fullProjection } } }"""
+STATUS = """query($id: String!) { replay(replayId: $id) { status startedAt finishedAt
+    processedEvents digestsMatch } }"""
+
+
+async def _digests(http: httpx.AsyncClient, token: str, tenant: str, n: int) -> Any:
+    deadline = time.monotonic() + 600
+    while True:  # the worker's sweep catches the seeded tenant up first
+        try:
+            return (await _gql(http, token, tenant, HEALTH, {"n": n}))["projectionHealth"]
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+
+
+async def _replays(
+    http: httpx.AsyncClient, token: str, tenants: list[str], mode: str
+) -> list[dict[str, Any]]:
+    """Request one run per tenant at once; wait for all; each one's final state."""
+    mutation = f"""mutation {{ requestReplay(projection: ALL, mode: {mode},
+        reason: "benchmark") {{ replay {{ replayId }} }} }}"""
+    ids = [
+        (await _gql(http, token, t, mutation))["requestReplay"]["replay"]["replayId"]
+        for t in tenants
+    ]
+    states = []
+    for tenant, replay_id in zip(tenants, ids, strict=True):
         while True:
-            state = (await _gql(http, token, tenant, status, {"id": replay_id}))["replay"]
+            state = (await _gql(http, token, tenant, STATUS, {"id": replay_id}))["replay"]
             if state["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
                 break
-            await asyncio.sleep(0.1)
-    assert state["status"] == "COMPLETED", state
+            await asyncio.sleep(0.05)
+        assert state["status"] == "COMPLETED", state
+        states.append(state)
+    return states
+
+
+def _span(states: list[dict[str, Any]], events: int) -> dict[str, Any]:
     from datetime import datetime
 
-    seconds = (datetime.fromisoformat(state["finishedAt"]) -
-               datetime.fromisoformat(state["startedAt"])).total_seconds()  # fmt: skip
-    return {"events": state["processedEvents"], "seconds": round(seconds, 2),
-            "events_per_s": round(state["processedEvents"] / seconds)}  # fmt: skip
+    start = min(datetime.fromisoformat(s["startedAt"]) for s in states)
+    end = max(datetime.fromisoformat(s["finishedAt"]) for s in states)
+    seconds = (end - start).total_seconds()
+    return {"events": events, "seconds": round(seconds, 2),
+            "events_per_s": round(events / seconds)}  # fmt: skip
+
+
+async def rebuild_and_verify(
+    url: str, token: str, tenants: list[str], events: int
+) -> dict[str, Any]:
+    """REBUILD every tenant, then VERIFY every tenant while a reader keeps reading."""
+    per_tenant = events // len(tenants)
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        before = [await _digests(http, token, t, per_tenant) for t in tenants]
+        rebuilt = _span(await _replays(http, token, tenants, "REBUILD"), events)
+        after = [await _digests(http, token, t, per_tenant) for t in tenants]
+        stop = asyncio.Event()
+        latencies: list[float] = []
+
+        async def reader() -> None:
+            query = "query($t: String!) { trace(traceId: $t) { traceId eventCount } }"
+            while not stop.is_set():
+                began = time.perf_counter()
+                await _gql(http, token, tenants[0], query, {"t": f"{tenants[0]}-0"})
+                latencies.append((time.perf_counter() - began) * 1000)
+                await asyncio.sleep(0.01)
+
+        reading = asyncio.create_task(reader())
+        try:
+            states = await _replays(http, token, tenants, "VERIFY")
+        finally:
+            stop.set()
+            await reading
+    assert all(s["digestsMatch"] for s in states), states
+    verified = _span(states, events)
+    verified |= {"reads": len(latencies), "read_p50_ms": round(percentile(latencies, 50), 1),
+                 "read_p99_ms": round(percentile(latencies, 99), 1)}  # fmt: skip
+    same = [b["digests"] for b in before] == [a["digests"] for a in after]
+    assert same, "REBUILD changed a digest"
+    return {"rebuild": rebuilt, "verify": verified, "digests_identical": same}
 
 
 async def queryable_latency(url: str, token: str, probes: int, writers: int) -> dict[str, Any]:
@@ -191,26 +251,35 @@ async def queryable_latency(url: str, token: str, probes: int, writers: int) -> 
 
 
 def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any]:
+    """REBUILD and VERIFY of `events` events over 20 traces and 10 tenants."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     token = asyncio.run(create_key(settings, "bench", ["*"], ["admin"]))
-    tenant = f"rebuild-{uuid.uuid4().hex[:6]}"
+    run = uuid.uuid4().hex[:6]
+    tenants = [f"rebuild-{run}-{n}" for n in range(10)]
     print(f"  seeding {events} events ...", flush=True)
-    asyncio.run(seed(settings, tenant, events))
-    raw = asyncio.run(raw_read(settings.require_database_url, tenant))
+    for tenant in tenants:
+        asyncio.run(seed(settings, tenant, events // len(tenants), traces=2))
+    raw = asyncio.run(raw_read(settings.require_database_url, tenants))
     print(f"  raw read: {raw:.0f} rows/s", flush=True)
     env = env_for(settings, DG_HTTP_PORT=str(port), DG_READ_WAIT_SECONDS="600")
     with process(["serve"], env, ready_url=f"{url}/healthz"), process(["worker"], env):
-        rebuilt = asyncio.run(rebuild(url, token, tenant, events))
+        runs = asyncio.run(rebuild_and_verify(url, token, tenants, events))
+        rebuilt, verified = runs["rebuild"], runs["verify"]
         print(f"  rebuild: {rebuilt['events_per_s']} ev/s", flush=True)
-        floor = asyncio.run(write_floor(settings.require_database_url, tenant, events))
+        print(f"  verify: {verified['events_per_s']} ev/s, trace read p99 "
+              f"{verified['read_p99_ms']} ms", flush=True)  # fmt: skip
+        floor = asyncio.run(write_floor(settings.require_database_url, tenants, events))
         print(f"  database write floor: {floor:.0f} ev/s", flush=True)
         latency = asyncio.run(queryable_latency(url, token, probes=100, writers=4))
         print(
             f"  ingest -> queryable: p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms",
             flush=True,
         )
-    return {"raw_read_rows_per_s": round(raw), "rebuild": rebuilt, "queryable": latency,
+    return {"raw_read_rows_per_s": round(raw), "rebuild": rebuilt, "verify": verified,
+            "digests_identical": runs["digests_identical"], "queryable": latency,
             "share": round(rebuilt["events_per_s"] / raw * 100, 1),
+            "verify_share": round(verified["events_per_s"] / raw * 100, 1),
             "write_floor_events_per_s": round(floor),
-            "write_floor_share": round(floor / raw * 100, 1)}  # fmt: skip
+            "write_floor_share": round(floor / raw * 100, 1),
+            "floor_multiple": round(rebuilt["events_per_s"] / floor, 2)}  # fmt: skip

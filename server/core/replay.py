@@ -61,11 +61,6 @@ def check_request(projection: str, mode: str, reason: str) -> str:
     return reason
 
 
-def run_name(replay_id: str) -> str:
-    """A short name for a run's scratch tables: the replay id's random tail."""
-    return replay_id.rsplit("-", 1)[-1][-8:].lower()
-
-
 def verify_scope(replay_id: str) -> str:
     """Where a VERIFY builds its scratch state; tenant ids cannot contain ':'."""
     return f"verify:{replay_id}"

@@ -150,7 +150,6 @@ class Projections(Protocol):
         self,
         tenant_id: str,
         projections: Sequence[str],
-        run: str,
         progress: Callable[[int], Awaitable[bool]],
     ) -> BulkOutcome: ...
 
@@ -158,7 +157,6 @@ class Projections(Protocol):
         self,
         tenant_id: str,
         projections: Sequence[str],
-        run: str,
         limits: dict[str, int],
         progress: Callable[[int], Awaitable[bool]],
     ) -> BulkOutcome: ...

@@ -27,7 +27,6 @@ from server.core.replay import (
     WORKFLOW_PHASE,
     ReplayRecord,
     check_request,
-    run_name,
     verify_scope,
 )
 from server.core.workflow import WORKFLOWS
@@ -230,9 +229,7 @@ async def _rebuild(
             return await _end(replays, publisher, record, CANCELLED)
     if spec:
         record = await replays.update(record.replay_id, phase=PROJECTING)
-        outcome = await projections.rebuild(
-            tenant, spec, run_name(record.replay_id), _progress(replays, publisher, record)
-        )
+        outcome = await projections.rebuild(tenant, spec, _progress(replays, publisher, record))
         if outcome.cancelled:
             return await _end(replays, publisher, record, CANCELLED)
         cursors = await projections.cursors(tenant)
@@ -282,7 +279,6 @@ async def _verify(
         outcome = await projections.scratch_digests(
             tenant,
             spec,
-            run_name(record.replay_id),
             {n: record.target[n] for n in spec},
             _progress(replays, publisher, record, scale=len(spec)),
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -98,8 +99,11 @@ _INDEXES: Final = """
 _ON_PARENT: Final = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ ")
 
 
-def shadows(scope: str, projections: Sequence[str], run: str) -> list[Shadow]:
-    """The shadow tables of these projections; `run` keeps a run's names its own."""
+def shadows(scope: str, projections: Sequence[str]) -> list[Shadow]:
+    """The shadow tables of these projections for one attempt: a random name of their own,
+    so that nothing an earlier attempt left (even indexes of a partition it swapped in
+    before a crash) is in the way."""
+    run = secrets.token_hex(4)
     return [
         Shadow(parent, rows, row_type, scope, run)
         for projection in projections
@@ -239,7 +243,6 @@ async def swap(
     tables: Sequence[Shadow],
     projector: BulkProjector,
     projections: Sequence[str],
-    after_swap: Sequence[tuple[str, Sequence[Any]]] = (),
 ) -> None:
     """Inside the caller's transaction: project the rest of the log into the shadows,
     then make them the scope's partitions, with cursors and failures, all at once.
@@ -281,8 +284,6 @@ async def swap(
     await conn.execute(_SAVE_CURSORS, tenant, names, [projector.cursors[n] for n in names])
     if projector.failure is not None:
         await _record(conn, tenant, projector.failure, names)
-    for sql, arguments in after_swap:
-        await conn.execute(sql, *arguments)
 
 
 async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:

@@ -35,7 +35,12 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
         {"t": "a"},
         3,  # then `complete`: the trace is finished
     ),
-    ("unknown trace", 'subscription { traceEvents(traceId: "nope") { traceSeq } }', {}, 1),
+    (
+        "unknown trace",
+        'subscription { traceEvents(traceId: "nope", afterTraceSeq: 0) { traceSeq } }',
+        {},
+        1,
+    ),
     ("position too far", "subscription { events(afterLogSeq: 99) { logSeq } }", {}, 1),
     ("bad variable", EVERY_FIELD, {"after": "one"}, 1),
     ("missing variable", EVERY_FIELD, {}, 1),

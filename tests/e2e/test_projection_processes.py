@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import time
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from server.cli import create_key
 from server.settings import Settings
 from tests.e2e.conftest import Process, Server
-from tests.support import GraphQLClient, input_observed, new_tenant, started
+from tests.support import GraphQLClient, finished, input_observed, new_tenant, started
 
 pytestmark = pytest.mark.e2e
 
@@ -61,58 +64,91 @@ def test_an_append_is_queryable_through_at_least_right_away(
     assert latencies[10] < 1.0
 
 
-def test_a_worker_killed_mid_rebuild_is_finished_by_the_next_one(
+REPLAY = """query($id: String!) { replay(replayId: $id) { status processedEvents digestsMatch
+  startedAt finishedAt error { code message } } }"""
+REBUILD = """mutation { requestReplay(projection: ALL, mode: REBUILD, reason: "kill drill") {
+  replay { replayId } errors { code } } }"""
+SHADOWS = """SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition
+  AND relname ~ '^dg_[a-z_]+__[0-9a-f]{16}_'"""
+
+
+async def _settle(gql: GraphQLClient, replay_id: str, within: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        state: dict[str, Any] = (await gql.data(REPLAY, {"id": replay_id}))["replay"]
+        if state["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+            return state
+        assert time.monotonic() < deadline, state
+        await asyncio.sleep(0.05)
+
+
+def test_workers_killed_at_random_points_of_a_rebuild_leave_it_whole(
     server: Server, start_worker: Any, settings: Settings
 ) -> None:
+    """SIGKILL at random moments of bulk REBUILDs: while no worker runs, the live
+    projection answers with its old digests (never a half-built one); the next worker
+    finishes the run with digests equal to the incremental ones, and leaves no shadows."""
     tenant = new_tenant()
     http, token = client(server, settings, tenant)
-    first = start_worker()
+    seed = random.randrange(1 << 32)
+    chance = random.Random(seed)
+    worker = start_worker()
 
-    async def scenario() -> None:
+    async def scenario() -> list[str]:
+        notes = []
         async with http:
             gql = GraphQLClient(http, token)
             batch: list[dict[str, Any]] = []
-            for i in range(1200):  # 6000 events in whole traces
+            for i in range(1500):  # 12000 events in whole traces
                 trace = f"bulk-{i}"
-                batch += [started(trace)] + [input_observed(trace, s) for s in range(1, 5)]
-                if len(batch) >= 500:
+                batch += [started(trace)] + [input_observed(trace, s) for s in range(1, 7)]
+                batch.append(finished(trace, 7))
+                if len(batch) >= 1000:
                     await gql.append_ok(batch)
                     batch = []
-            if batch:
-                await gql.append_ok(batch)
-            total = 6000
+            total = 12000
             before = (await gql.data(HEALTH, {"n": total}))["projectionHealth"]["digests"]
-            run = await gql.data("""mutation { requestReplay(projection: ALL, mode: REBUILD,
-                   reason: "kill drill") { replay { replayId } errors { code } } }""")
-            replay_id = run["requestReplay"]["replay"]["replayId"]
-            status_query = """query($id: String!) { replay(replayId: $id) { status
-                              processedEvents digestsMatch } }"""
-            while True:  # kill the worker once the rebuild is visibly under way
-                state = (await gql.data(status_query, {"id": replay_id}))["replay"]
-                if state["status"] == "RUNNING" and 0 < state["processedEvents"] < total // 2:
-                    break
-                assert state["status"] != "COMPLETED", "rebuild finished before the kill"
-                await asyncio.sleep(0.01)
-            first.popen.send_signal(signal.SIGKILL)
-            first.popen.wait()
-            state = (await gql.data(status_query, {"id": replay_id}))["replay"]
-            assert state["status"] == "RUNNING"  # interrupted, not falsely finished
-            start_worker()
-            deadline = time.monotonic() + 60
-            while state["status"] != "COMPLETED":
-                assert time.monotonic() < deadline, state
-                await asyncio.sleep(0.1)
-                state = (await gql.data(status_query, {"id": replay_id}))["replay"]
-            after = (await gql.data(HEALTH, {"n": total}))["projectionHealth"]["digests"]
-            assert after == before
+            # An undisturbed run first: it must not change a digest, and it tells how long
+            # a run takes, so that the kills below land anywhere inside one.
+            run = (await gql.data(REBUILD))["requestReplay"]["replay"]["replayId"]
+            state = await _settle(gql, run)
+            assert state["status"] == "COMPLETED", state
+            seconds = (
+                datetime.fromisoformat(state["finishedAt"])
+                - datetime.fromisoformat(state["startedAt"])
+            ).total_seconds()
+            assert (await gql.data(HEALTH, {"n": total}))["projectionHealth"]["digests"] == before
+            nonlocal worker
+            for _ in range(3):
+                run = (await gql.data(REBUILD))["requestReplay"]["replay"]["replayId"]
+                while True:
+                    state = (await gql.data(REPLAY, {"id": run}))["replay"]
+                    if state["status"] != "QUEUED":
+                        break
+                    await asyncio.sleep(0.005)
+                delay = chance.uniform(0, seconds * 1.2)
+                await asyncio.sleep(delay)
+                worker.popen.send_signal(signal.SIGKILL)
+                worker.popen.wait()
+                state = (await gql.data(REPLAY, {"id": run}))["replay"]
+                notes.append(f"killed after {delay:.3f}s of {seconds:.3f}s: {state['status']}")
+                live = (await gql.data(HEALTH, {"n": total}))["projectionHealth"]
+                assert live["digests"] == before, notes  # old or new, whole either way
+                worker = start_worker()
+                state = await _settle(gql, run)
+                assert state["status"] == "COMPLETED", (state, notes)
+                after = (await gql.data(HEALTH, {"n": total}))["projectionHealth"]["digests"]
+                assert after == before, notes
             check = await gql.data("""mutation { requestReplay(projection: ALL, mode: VERIFY,
-                   reason: "after kill") { replay { replayId } } }""")
-            verify_id = check["requestReplay"]["replay"]["replayId"]
-            while True:
-                state = (await gql.data(status_query, {"id": verify_id}))["replay"]
-                if state["status"] == "COMPLETED":
-                    break
-                await asyncio.sleep(0.05)
-            assert state["digestsMatch"] is True
+                   reason: "after kills") { replay { replayId } } }""")
+            state = await _settle(gql, check["requestReplay"]["replay"]["replayId"])
+            assert state["digestsMatch"] is True, (state, notes)
+        conn = await asyncpg.connect(settings.require_database_url)
+        try:
+            assert await conn.fetch(SHADOWS) == [], notes
+        finally:
+            await conn.close()
+        return notes
 
-    asyncio.run(scenario())
+    notes = asyncio.run(scenario())
+    print(f"kill points (seed {seed}):", *notes, sep="\n  ")
