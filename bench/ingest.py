@@ -225,11 +225,32 @@ def best_of(runs: list[Run]) -> dict[str, Any]:
     return summary
 
 
-async def copy_rate(dsn: str, rows: int = 50_000, repeats: int = 3) -> dict[str, Any]:
-    """Raw asyncpg COPY into dg_event_log (same table, indexes and triggers)."""
+BARE_LOG = "dg_bench_bare_log"
+
+
+async def create_bare_log(conn: asyncpg.Connection) -> None:
+    """A scratch copy of dg_event_log with only its unique indexes and no triggers: the
+    least any log that enforces the spec's uniqueness must do per row."""
+    await conn.execute(f"DROP TABLE IF EXISTS {BARE_LOG}")
+    await conn.execute(f"CREATE TABLE {BARE_LOG} (LIKE dg_event_log INCLUDING DEFAULTS)")
+    for (definition,) in await conn.fetch(
+        "SELECT pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid = 'dg_event_log'::regclass AND indisunique"
+    ):
+        head, _, rest = definition.partition(" ON ")
+        await conn.execute(f"{head}_bare ON {BARE_LOG} {rest.split(' ', 1)[1]}")
+
+
+async def copy_rate(
+    dsn: str, rows: int = 50_000, repeats: int = 3, table: str = "dg_event_log"
+) -> dict[str, Any]:
+    """Raw asyncpg COPY into dg_event_log (same table, indexes and triggers), or into the
+    bare log of create_bare_log."""
     conn = await asyncpg.connect(dsn)
     rates = []
     try:
+        if table == BARE_LOG:
+            await create_bare_log(conn)
         for _ in range(repeats):
             tenant = f"copy-{uuid.uuid4().hex[:8]}"
             await conn.execute("INSERT INTO dg_tenants (tenant_id) VALUES ($1)", tenant)
@@ -284,8 +305,10 @@ async def copy_rate(dsn: str, rows: int = 50_000, repeats: int = 3) -> dict[str,
                 "tags_json",
             ]
             started = time.perf_counter()
-            await conn.copy_records_to_table("dg_event_log", records=records, columns=columns)
+            await conn.copy_records_to_table(table, records=records, columns=columns)
             rates.append(rows / (time.perf_counter() - started))
+        if table == BARE_LOG:
+            await conn.execute(f"DROP TABLE {BARE_LOG}")
     finally:
         await conn.close()
     return {
@@ -311,14 +334,18 @@ def bench_ingest(
     # drifts by tens of percent within minutes, so that scenario's runs are each paired with
     # a COPY measured right after it and the ratio is the median of the pairs.
     paired: list[float] = []
+    paired_bare: list[float] = []
     with process(["serve"], env, ready_url=f"{url}/healthz"):
         for batch, clients, shared in scenarios:
             runs = []
             for _ in range(repeats):
                 runs.append(asyncio.run(run_scenario(url, token, batch, clients, seconds, shared)))
                 if (batch, clients, shared) == TARGET:
-                    beside = asyncio.run(copy_rate(settings.require_database_url, repeats=1))
+                    dsn = settings.require_database_url
+                    beside = asyncio.run(copy_rate(dsn, repeats=1))
                     paired.append(runs[-1].rate / beside["rows_per_s"] * 100)
+                    bare = asyncio.run(copy_rate(dsn, repeats=1, table=BARE_LOG))
+                    paired_bare.append(runs[-1].rate / bare["rows_per_s"] * 100)
             summary = best_of(runs)
             results.append(summary)
             print(
@@ -329,11 +356,15 @@ def bench_ingest(
             )
     copy = asyncio.run(copy_rate(settings.require_database_url, repeats=5))
     print(f"  raw COPY: {copy['rows_per_s']} rows/s (runs {copy['runs']})", flush=True)
+    bare = asyncio.run(copy_rate(settings.require_database_url, repeats=5, table=BARE_LOG))
+    print(f"  bare COPY: {bare['rows_per_s']} rows/s (runs {bare['runs']})", flush=True)
     return {
         "server_workers": workers,
         "seconds_per_run": seconds,
         "repeats": repeats,
         "runs": results,
         "copy": copy,
+        "bare_copy": bare,
         "paired_share_percent": [round(share, 1) for share in paired],
+        "paired_bare_share_percent": [round(share, 1) for share in paired_bare],
     }

@@ -88,14 +88,15 @@ class BulkProjector:
             return 0
         return max(self.limits[p] for p in self.projections)
 
-    def feed(self, events: Iterable[StoredEvent]) -> BulkRows:
-        """Project events in order; stops for good at the first that fails."""
+    def feed(self, events: Iterable[StoredEvent], *, float_free: bool = False) -> BulkRows:
+        """Project events in order; stops for good at the first that fails. `float_free`:
+        their payloads are known to hold no float (decoded by `decode_without_floats`)."""
         out = BulkRows()
         if self.failure is not None:
             return out
         for event in events:
             try:
-                verify_event(event, self._expected.get(event.trace_id, 0))
+                verify_event(event, self._expected.get(event.trace_id, 0), float_free=float_free)
                 self._project(event, out)
             except DecisionGraphError as error:
                 self.failure = Failure(event, error)

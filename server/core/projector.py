@@ -25,9 +25,12 @@ from server.core.precedent import (
 from server.core.trace_summary import SummaryRow, apply_summary
 
 
-def verify_event(event: StoredEvent, expected_trace_seq: int) -> None:
-    """Refuse an event whose payload no longer matches its hash, or that skips a trace_seq."""
-    actual = payload_hash_mismatch(event.payload, event.payload_hash)
+def verify_event(event: StoredEvent, expected_trace_seq: int, *, float_free: bool = False) -> None:
+    """Refuse an event whose payload no longer matches its hash, or that skips a trace_seq.
+
+    `float_free`: the payload is known to hold no float (see payload_hash_mismatch).
+    """
+    actual = payload_hash_mismatch(event.payload, event.payload_hash, float_free=float_free)
     if actual is not None:
         raise conflict(
             f"Payload hash mismatch for event {event.event_id}: "

@@ -24,7 +24,7 @@ import asyncio
 import functools
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -135,7 +135,9 @@ def _tags(text: str) -> tuple[str, ...]:
     return tuple(_decode(text))
 
 
-def row_to_event(row: asyncpg.Record | tuple[Any, ...]) -> StoredEvent:
+def row_to_event(
+    row: asyncpg.Record | tuple[Any, ...], decode: Callable[[str], Any] = _decode
+) -> StoredEvent:
     """A row selected as EVENT_COLUMNS (in that order: unpacked, not looked up by name)."""
     (
         log_seq, event_id, trace_id, trace_seq, event_type, occurred_at, recorded_at,
@@ -144,7 +146,7 @@ def row_to_event(row: asyncpg.Record | tuple[Any, ...]) -> StoredEvent:
         tags_json,
     ) = row  # fmt: skip
     try:
-        payload = _decode(payload_json)
+        payload = decode(payload_json)
         tags = _tags(tags_json)
     except (msgspec.DecodeError, ValueError, TypeError) as exc:
         raise storage(f"Failed to deserialize event data for event_id={event_id}: {exc}") from None

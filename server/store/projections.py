@@ -3,7 +3,6 @@ where it writes) from the pool and delegates to projection_writer / projection_r
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,9 +44,6 @@ class PostgresProjections:
         self._batch_size = batch_size
         self.workflows = PostgresWorkflows(pool, batch_size)
         self._partitioned: set[str] = set()
-        # One bulk run at a time per process: each uses several connections and both
-        # cores already; more would only queue on the pool (or exhaust it).
-        self._bulk = asyncio.Semaphore(1)
 
     async def _ensure_partitions(self, scope: str) -> None:
         """The scope's projection partitions exist before its first write (migration 7)."""
@@ -104,12 +100,6 @@ class PostgresProjections:
         """Rebuild these spec projections of a tenant from its whole log and swap them in
         atomically (store/bulk_rebuild.py), stopping at a failing event as catch-up does.
         False from `progress` cancels."""
-        async with self._bulk:
-            return await self._rebuild(tenant_id, projections, progress)
-
-    async def _rebuild(
-        self, tenant_id: str, projections: Sequence[str], progress: bulk.Progress
-    ) -> BulkOutcome:
         await self._ensure_partitions(tenant_id)
         tables = bulk.shadows(tenant_id, projections)
         projector = BulkProjector(projections)
@@ -147,16 +137,6 @@ class PostgresProjections:
     ) -> BulkOutcome:
         """Digests of these spec projections rebuilt in scratch shadow tables up to `limits`,
         without touching the live ones (none when it stopped at a failure or a cancel)."""
-        async with self._bulk:
-            return await self._scratch_digests(tenant_id, projections, limits, progress)
-
-    async def _scratch_digests(
-        self,
-        tenant_id: str,
-        projections: Sequence[str],
-        limits: dict[str, int],
-        progress: bulk.Progress,
-    ) -> BulkOutcome:
         tables = bulk.shadows(tenant_id, projections)
         projector = BulkProjector(projections, limits)
         try:

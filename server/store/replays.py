@@ -8,6 +8,7 @@ drops the connection and the lock, and a sweep can tell the run is orphaned.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -63,6 +64,10 @@ def _record(row: asyncpg.Record) -> ReplayRecord:
 class PostgresReplays:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # One run at a time per process: a run takes several pooled connections and both
+        # cores (bulk REBUILD/VERIFY); runs queued behind it must not each hold a pooled
+        # connection for their lock while they wait, or together they exhaust the pool.
+        self._running = asyncio.Semaphore(1)
 
     async def create(
         self, tenant_id: str, projection: str, mode: str, reason: str, requested_by: str
@@ -200,7 +205,7 @@ class PostgresReplays:
     @asynccontextmanager
     async def run_lock(self, replay_id: str) -> AsyncIterator[bool]:
         """Hold the run's session lock for the block; yields False if another holds it."""
-        async with self._pool.acquire() as conn:
+        async with self._running, self._pool.acquire() as conn:
             held = bool(await conn.fetchval(f"SELECT pg_try_advisory_lock({_RUN_LOCK})", replay_id))
             try:
                 yield held

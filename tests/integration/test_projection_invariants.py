@@ -687,3 +687,44 @@ async def test_a_gap_in_positions_does_not_stall_a_projection(
     cursors = await PostgresProjections(pool).cursors(tenant)
     assert all(cursors[name] == position for name in ("context_graph", "trace_summary",
                                                        "precedent_index"))  # fmt: skip
+
+
+def _forged_from_own_text(event: dict[str, Any]) -> str:
+    """A stored hash that matches what a fast encoder writes for the payload, floats and
+    all: only the float check tells it from a genuine one."""
+    import msgspec
+
+    text = msgspec.json.Encoder(order="sorted").encode(event["payload"])
+    return "sha256:" + hashlib.sha256(text).hexdigest()
+
+
+@pytest.mark.parametrize("poison", ["hash mismatch", "float with a forged hash"])
+async def test_a_bulk_rebuild_stops_where_catch_up_stops(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, poison: str
+) -> None:
+    """REBUILD's bulk path (store/bulk_rebuild.py) meets a poison event exactly as the
+    incremental path does: same rows before it, same cursors, same open failure."""
+    await gql.append_ok([started("t"), input_observed("t", 1), started("v")])
+    bad = input_observed("t", 2)
+    if poison == "hash mismatch":
+        position = await insert_behind_the_back(pool, tenant, bad, "sha256:" + "0" * 64)
+    else:
+        bad["payload"]["facts"][0]["value"] = {"type": "number", "value": 20.5}
+        position = await insert_behind_the_back(pool, tenant, bad, _forged_from_own_text(bad))
+    await gql.append_ok([input_observed("v", 1)])
+    incremental = await project(pool, tenant)
+    assert incremental.failure is not None and incremental.failure.event.log_seq == position
+    store = PostgresProjections(pool)
+    positions, digests = await store.digests(tenant, use_cache=False)
+
+    async def progress(_: int) -> bool:
+        return True
+
+    names = ("context_graph", "trace_summary", "precedent_index")
+    outcome = await store.rebuild(tenant, names, progress)
+    assert outcome.failure is not None and outcome.failure.event.log_seq == position
+    assert outcome.failure.error.code == incremental.failure.error.code
+    assert await store.digests(tenant, use_cache=False) == (positions, digests)
+    assert {f.projection: f.log_seq for f in await store.failures(tenant)} == dict.fromkeys(
+        names, position
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -197,3 +198,29 @@ def test_the_fast_hash_check_agrees_with_the_definition(payload: dict[str, Any])
         return
     assert payload_hash_mismatch(payload, expected) is None
     assert payload_hash_mismatch(payload, "sha256:" + "0" * 64) == expected
+
+
+@given(st.one_of(payloads, st.dictionaries(st.text(), values_with_floats, max_size=4)))
+def test_text_decoded_without_floats_holds_none(payload: dict[str, Any]) -> None:
+    """What `decode_without_floats` returns may skip the fast path's float check."""
+    from server.core.canonical_json import (
+        FloatInText,
+        decode_without_floats,
+        has_float_token,
+        payload_hash_mismatch,
+    )
+
+    try:
+        text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
+    except ValueError:  # NaN and infinities are not JSON
+        return
+    try:
+        decoded = decode_without_floats(text.encode("utf-8", "surrogatepass"))
+    except FloatInText:
+        assert has_float_token(text)
+        return
+    except (msgspec.DecodeError, UnicodeError):  # lone surrogates
+        return
+    assert not has_float_token(text) and decoded == payload
+    expected = payload_hash(payload)
+    assert payload_hash_mismatch(decoded, expected, float_free=True) is None
