@@ -19,9 +19,9 @@ import asyncpg
 
 from bench.environment import env_for, free_port, percentile, process
 from bench.load_client import LoadConnection, post_request
-from server.cli import create_key
 from server.core.canonical_json import payload_hash, stored_payload_json
 from server.settings import Settings
+from server.startup import create_key
 
 APPEND = (
     "mutation($events: [EventInput!]!) { appendEvents(events: $events) "

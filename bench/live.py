@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 
 from bench.environment import env_for, free_port, percentile, process
 from bench.ws_client import Subscriber, subscribe
-from server.cli import create_key
 from server.settings import Settings
+from server.startup import create_key
 
 SUBSCRIBE = "subscription($after: Long!) { events(afterLogSeq: $after) { logSeq } }"
 APPEND = (

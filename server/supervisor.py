@@ -19,6 +19,7 @@ from pathlib import Path
 
 from server import embedded
 from server.settings import Settings
+from server.startup import create_key, migrate_database, resolve_services
 
 _log = logging.getLogger("decisiongraph.up")
 
@@ -56,7 +57,6 @@ def _wait_http(url: str, timeout: float) -> bool:
 async def _admin_token(settings: Settings) -> str:
     """Reuse the admin key saved in the data dir while it still works, else make one."""
     from server.auth.tokens import hash_token
-    from server.cli import create_key
     from server.store.api_keys import PostgresKeyStore
     from server.store.database import create_pool
 
@@ -92,13 +92,11 @@ def _stop_children(children: list[Child]) -> None:
 
 
 def run_platform(settings: Settings, *, with_ui: bool, with_demo: bool) -> int:
-    from server.cli import _migrate, _resolved
-
     # Only what `up` had to embed is stopped when it exits; external services stay up.
     embedded_postgres = settings.database_url is None
     embedded_redis = settings.redis_url is None
-    settings = _resolved(settings)
-    _migrate(settings)
+    settings = resolve_services(settings)
+    migrate_database(settings)
     token = asyncio.run(_admin_token(settings))
     demo_links: list[str] = []
     if with_demo:

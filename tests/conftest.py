@@ -17,8 +17,8 @@ from litestar import Litestar
 
 from server import embedded
 from server.app import create_app
-from server.cli import create_key
 from server.settings import Settings
+from server.startup import create_key
 from server.store.database import admin_sql, create_pool, with_database
 from server.store.migrate import migrate
 from tests.support import ROOT, GraphQLClient, new_tenant

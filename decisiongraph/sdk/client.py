@@ -24,6 +24,7 @@ from typing import Any, Final
 import httpx
 
 from decisiongraph.sdk.events import Actor, Event, Source, Trace
+from decisiongraph.sdk.follow import follow
 from decisiongraph.sdk.models import (
     AppendedEvent,
     Precedent,
@@ -412,10 +413,10 @@ class DecisionGraphClient:
     def follow_events(self, after_log_seq: int = 0) -> AsyncGenerator[StoredEvent, None]:
         """The tenant's events after a position, then live; reconnects and resumes from the
         last event delivered, so nothing is missed or repeated across outages."""
-        from decisiongraph.sdk.follow import follow
-
         return follow(
-            self,
+            self.url,
+            self.token,
+            self.tenant,
             FOLLOW_EVENTS,
             "events",
             StoredEvent.from_json,
@@ -428,10 +429,10 @@ class DecisionGraphClient:
         self, trace_id: str, after_trace_seq: int = -1
     ) -> AsyncGenerator[StoredEvent, None]:
         """A trace's events, resuming across outages; ends after TraceFinished."""
-        from decisiongraph.sdk.follow import follow
-
         return follow(
-            self,
+            self.url,
+            self.token,
+            self.tenant,
             FOLLOW_TRACE,
             "traceEvents",
             StoredEvent.from_json,
@@ -444,10 +445,10 @@ class DecisionGraphClient:
         self, after_seq: int | None = None
     ) -> AsyncGenerator[WorkflowChange, None]:
         """Workflow changes (from now, or after `after_seq`), resuming across outages."""
-        from decisiongraph.sdk.follow import follow
-
         return follow(
-            self,
+            self.url,
+            self.token,
+            self.tenant,
             FOLLOW_WORKFLOWS,
             "workflowChanged",
             WorkflowChange.from_json,

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import httpx
 
 from decisiongraph.sdk.live import LiveConnection, SubscriptionError
-
-if TYPE_CHECKING:
-    from decisiongraph.sdk.client import DecisionGraphClient
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -33,7 +30,9 @@ def _recoverable(error: SubscriptionError) -> bool:
 
 
 async def follow(
-    client: DecisionGraphClient,
+    url: str,
+    token: str,
+    tenant: str | None,
     query: str,
     field: str,
     parse: Callable[[dict[str, Any]], T],
@@ -44,7 +43,7 @@ async def follow(
     delay = 0.1
     while True:
         try:
-            async with LiveConnection(client.url, client.token, client.tenant) as live:
+            async with LiveConnection(url, token, tenant) as live:
                 async for data in live.subscribe(query, variables(after)):
                     item = parse(data[field])
                     after = position(item)

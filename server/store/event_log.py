@@ -117,6 +117,10 @@ _APPEND: Final = "SELECT dg_append_matrix($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 # Positions of the integer columns in EVENT_COLUMNS; the others travel as text rows.
 _INT_POSITIONS: Final = (0, 3, 15)
 _CREATE_TENANT: Final = "INSERT INTO dg_tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING"
+# A new tenant's projection partitions (migration 7) are made with the tenant, by the
+# request that brings its first events: that DDL then never delays the first catch-up of
+# a worker that has a queue of new tenants to go through.
+_CREATE_PARTITIONS: Final = "SELECT dg_ensure_projection_partitions($1)"
 _ADVANCE: Final = """
     UPDATE dg_tenants SET last_log_seq = $2, trace_count = trace_count + $3
     WHERE tenant_id = $1
@@ -356,6 +360,7 @@ class PostgresEventLog:
             state, known = await self._read_state(conn, tenant_id, batches)
             if not known:
                 await conn.execute(_CREATE_TENANT, tenant_id)
+                await conn.execute(_CREATE_PARTITIONS, tenant_id)
                 state, known = await self._read_state(conn, tenant_id, batches)
             plan = _plan_group(group, state)
             if plan.new_events:

@@ -198,7 +198,7 @@ async def test_graphiql_needs_no_credentials(http: httpx.AsyncClient) -> None:
 async def test_a_key_used_on_another_tenant(
     http: httpx.AsyncClient, settings: Any, pool: asyncpg.Pool
 ) -> None:
-    from server.cli import create_key
+    from server.startup import create_key
 
     home, other = new_tenant(), new_tenant()
     token = await create_key(settings, None, [home], ["writer"])
@@ -216,7 +216,7 @@ async def test_a_key_used_on_another_tenant(
 
 
 async def test_roles(http: httpx.AsyncClient, settings: Any) -> None:
-    from server.cli import create_key
+    from server.startup import create_key
 
     tenant = new_tenant()
     reader = GraphQLClient(http, await create_key(settings, None, [tenant], ["reader"]), tenant)

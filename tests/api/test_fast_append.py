@@ -163,7 +163,7 @@ async def test_an_idempotent_retry_answers_the_same_on_both_paths(
 async def test_a_key_without_append_permission_is_refused_the_same_way(
     http: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server.cli import create_key
+    from server.startup import create_key
 
     reader = await create_key(settings, "reader", ["*"], ["reader"])
     variables = {"events": [to_input(e) for e in batch("r")]}

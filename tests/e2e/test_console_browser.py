@@ -15,9 +15,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from decisiongraph.sdk import DecisionGraphClient, GraphQLError
-from server.cli import create_key
 from server.demo.release_demo import LIVE, LIVE_WORKFLOW, release_demo_events
 from server.settings import Settings
+from server.startup import create_key
 from tests.e2e.browser import sign_in, text_xpath, wait_for
 from tests.e2e.conftest import Process, Server, free_port, process_env, start_ready
 from tests.support import input_observed, new_tenant, to_input

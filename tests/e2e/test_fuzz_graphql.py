@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import create_key
 from server.settings import Settings
+from server.startup import create_key
 from tests.e2e.conftest import Server
 from tests.support import new_tenant
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from decisiongraph.sdk import DecisionGraphClient, LiveConnection, SubscriptionError
-from server.cli import create_key
 from server.settings import Settings
+from server.startup import create_key
 from tests.e2e.conftest import Process, Server
 from tests.support import finished, input_observed, new_tenant, started, to_input
 

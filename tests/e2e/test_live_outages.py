@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from decisiongraph.sdk import DecisionGraphClient, LiveConnection, SubscriptionError
-from server.cli import create_key
 from server.embedded import redis_server
 from server.settings import Settings
+from server.startup import create_key
 from tests.e2e.conftest import free_port, process_env, start, wait_http
 from tests.support import input_observed, new_tenant, started, to_input
 

@@ -13,8 +13,8 @@ import asyncpg
 import httpx
 import pytest
 
-from server.cli import create_key
 from server.settings import Settings
+from server.startup import create_key
 from tests.e2e.conftest import Process, Server
 from tests.support import GraphQLClient, finished, input_observed, new_tenant, started
 
@@ -82,6 +82,19 @@ async def _settle(gql: GraphQLClient, replay_id: str, within: float = 60) -> dic
         await asyncio.sleep(0.05)
 
 
+async def _digests(gql: GraphQLClient, total: int, within: float = 60) -> dict[str, Any]:
+    """The digests once every projection has reached `total` (a fresh worker first catches
+    up the whole log, which can take longer than one read's wait)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            data = await gql.data(HEALTH, {"n": total})
+            return dict(data["projectionHealth"]["digests"])
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+
+
 def test_workers_killed_at_random_points_of_a_rebuild_leave_it_whole(
     server: Server, start_worker: Any, settings: Settings
 ) -> None:
@@ -107,7 +120,7 @@ def test_workers_killed_at_random_points_of_a_rebuild_leave_it_whole(
                     await gql.append_ok(batch)
                     batch = []
             total = 12000
-            before = (await gql.data(HEALTH, {"n": total}))["projectionHealth"]["digests"]
+            before = await _digests(gql, total)
             # An undisturbed run first: it must not change a digest, and it tells how long
             # a run takes, so that the kills below land anywhere inside one.
             run = (await gql.data(REBUILD))["requestReplay"]["replay"]["replayId"]

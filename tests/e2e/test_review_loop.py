@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from decisiongraph.sdk import DecisionGraphClient, LiveConnection
-from server.cli import create_key
 from server.settings import Settings
+from server.startup import create_key
 from tests.e2e.conftest import Process, Server
 from tests.support import ROOT, envelope, finished, input_observed, new_tenant, started, to_input
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from server.cli import create_key
 from server.core.digest import full_digest
 from server.demo.seed import seed_release_demo
 from server.settings import Settings
+from server.startup import create_key
 from server.store.database import admin_sql, with_database
 from server.store.migrate import migrate
 from server.store.projections import PostgresProjections

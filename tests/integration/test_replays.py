@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from server.cli import create_key
 from server.settings import Settings
+from server.startup import create_key
 from tests.support import GraphQLClient, golden_digests, golden_events, new_tenant
 
 pytestmark = pytest.mark.anyio

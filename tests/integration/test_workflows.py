@@ -11,10 +11,10 @@ import asyncpg
 import httpx
 import pytest
 
-from server.cli import create_key
 from server.core.audit_bundle import verify_bundle
 from server.core.workflow import WORKFLOWS
 from server.settings import Settings
+from server.startup import create_key
 from server.store.projections import PostgresProjections
 from tests.support import GraphQLClient, envelope, finished, input_observed, new_tenant, started
 

@@ -7,7 +7,6 @@ import asyncio
 import pytest
 from nicegui.testing.user import User
 
-from server.cli import create_key
 from server.demo.release_demo import (
     INCIDENT,
     LIVE,
@@ -16,6 +15,7 @@ from server.demo.release_demo import (
     release_demo_events,
 )
 from server.settings import Settings
+from server.startup import create_key
 from tests.support import GraphQLClient, input_observed, started
 from tests.ui.conftest import sign_in
 
