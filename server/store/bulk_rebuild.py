@@ -47,6 +47,11 @@ _LOCK_TIMEOUT: Final = "100ms"
 _SWAP_TRIES: Final = 100
 
 Progress = Callable[[int], Awaitable[bool]]  # events loaded so far -> keep going?
+# Shadow tables are scratch until the swap, and a projection is derived from the log, so
+# no step of a bulk run needs to wait for its commit to reach the disk: a crash at any
+# point leaves the live projection as it was, or (the swap) a complete new one, or the
+# old one with the run to redo.
+_ASYNC_COMMIT: Final = "SET LOCAL synchronous_commit = off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,22 +132,28 @@ async def create(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
 
     The CHECK on scope lets ATTACH PARTITION skip scanning the table to prove it.
     """
+    async with conn.transaction():
+        await conn.execute(_ASYNC_COMMIT)
+        await _create(conn, tables)
+
+
+async def _create(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
+    patterns = [shadow.partition.replace("_", r"\_") + r"\_%" for shadow in tables]
+    leftovers = await conn.fetch(
+        "SELECT relname FROM pg_class WHERE relname LIKE ANY($1::text[]) AND relkind = 'r' "
+        "AND NOT relispartition",
+        patterns,
+    )
+    statements = [f'DROP TABLE "{row["relname"]}"' for row in leftovers]
     for shadow in tables:
-        leftovers = await conn.fetch(
-            "SELECT relname FROM pg_class WHERE relname LIKE $1 AND relkind = 'r' "
-            "AND NOT relispartition",
-            shadow.partition.replace("_", r"\_") + r"\_%",
-        )
-        for row in leftovers:
-            await conn.execute(f'DROP TABLE "{row["relname"]}"')
-        await conn.execute(
+        scope = _literal(shadow.scope)
+        statements += [
             f"CREATE TABLE {shadow.name} (LIKE {shadow.parent} INCLUDING DEFAULTS, "
-            f"CONSTRAINT {shadow.name}_scope CHECK (scope = {_literal(shadow.scope)})) "
-            f"WITH (autovacuum_enabled = false)"
-        )
-        await conn.execute(
-            f"ALTER TABLE {shadow.name} ALTER COLUMN scope SET DEFAULT {_literal(shadow.scope)}"
-        )
+            f"CONSTRAINT {shadow.name}_scope CHECK (scope = {scope})) "
+            f"WITH (autovacuum_enabled = false)",
+            f"ALTER TABLE {shadow.name} ALTER COLUMN scope SET DEFAULT {scope}",
+        ]
+    await conn.execute(";\n".join(statements))  # one round trip
 
 
 async def drop(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
@@ -179,8 +190,11 @@ async def load(
     async with pool.acquire() as reader, pool.acquire() as writer, _fewer_collections():
 
         async def write() -> None:
-            while (rows := await queue.get()) is not None:
-                await copy(writer, tables, rows)
+            # One transaction for every chunk: no commit to wait for per COPY.
+            async with writer.transaction():
+                await writer.execute(_ASYNC_COMMIT)
+                while (rows := await queue.get()) is not None:
+                    await copy(writer, tables, rows)
 
         async def read(low: int) -> list[asyncpg.Record]:
             return cast(
@@ -253,12 +267,14 @@ async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:
     pending = list(reversed(builds))
 
     async def builder() -> None:
-        async with pool.acquire() as conn:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(_ASYNC_COMMIT)
             while pending:
                 await conn.execute(pending.pop())
 
     await asyncio.gather(builder(), builder())
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_ASYNC_COMMIT)
         for statement in keys:
             await conn.execute(statement)
 
@@ -276,6 +292,7 @@ async def swap(
     The projections' advisory locks keep incremental catch-up of this scope out from
     here to the commit; parents are locked exclusively only for the DDL at the end.
     """
+    await conn.execute(_ASYNC_COMMIT)
     for projection in sorted(projections):
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", tenant, projection
@@ -313,22 +330,23 @@ async def swap(
 
 
 async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('dg_projection_partitions', 0))"
-    )
-    for shadow in sorted(tables, key=lambda s: s.parent):
-        await conn.execute(f"LOCK TABLE {shadow.parent} IN ACCESS EXCLUSIVE MODE")
-    for shadow in sorted(tables, key=lambda s: s.parent):
-        live = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", shadow.partition)
-        if live:
-            await conn.execute(f"ALTER TABLE {shadow.parent} DETACH PARTITION {shadow.partition}")
-            await conn.execute(f"DROP TABLE {shadow.partition}")
-        await conn.execute(
+    """Old partitions out, shadows in, in one round trip. The scope's partitions exist:
+    the run made sure of them before it began, and only a swap replaces them."""
+    ordered = sorted(tables, key=lambda s: s.parent)
+    statements = [
+        "SELECT pg_advisory_xact_lock(hashtextextended('dg_projection_partitions', 0))",
+        *(f"LOCK TABLE {shadow.parent} IN ACCESS EXCLUSIVE MODE" for shadow in ordered),
+    ]
+    for shadow in ordered:
+        statements += [
+            f"ALTER TABLE {shadow.parent} DETACH PARTITION {shadow.partition}",
+            f"DROP TABLE {shadow.partition}",
             f"ALTER TABLE {shadow.parent} ATTACH PARTITION {shadow.name} "
-            f"FOR VALUES IN ({_literal(shadow.scope)})"
-        )
-        await conn.execute(f"ALTER TABLE {shadow.name} RENAME TO {shadow.partition}")
-        await conn.execute(f"ALTER TABLE {shadow.partition} RESET (autovacuum_enabled)")
+            f"FOR VALUES IN ({_literal(shadow.scope)})",
+            f"ALTER TABLE {shadow.name} RENAME TO {shadow.partition}",
+            f"ALTER TABLE {shadow.partition} RESET (autovacuum_enabled)",
+        ]
+    await conn.execute(";\n".join(statements))
 
 
 async def _record(conn: asyncpg.Connection, scope: str, failure: Failure, names: list[str]) -> None:
