@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from server.auth.authenticator import Authenticator
 from server.graphql.context import Services
 from server.graphql.controller import AuthMiddleware, GraphQLController
+from server.graphql.ide import assets_router
 from server.pubsub.announcer import RedisAnnouncer
 from server.pubsub.channels import Channels
 from server.pubsub.connection import redis_client
@@ -137,7 +138,7 @@ def create_app(settings: Settings) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[GraphQLController, healthz, readyz],
+        route_handlers=[GraphQLController, assets_router(), healthz, readyz],
         lifespan=[lifespan],
         middleware=[AuthMiddleware()],
         request_max_body_size=MAX_REQUEST_BYTES,

@@ -34,6 +34,7 @@ from server.core.errors import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED, DecisionGr
 from server.core.rate_limit import Scope as Budget
 from server.core.rate_limit import scope_of
 from server.graphql.context import DGContext, Services
+from server.graphql.ide import PAGE
 from server.graphql.live.fast_stream import stream_plans
 from server.graphql.schema import schema
 from server.graphql.traces.fast_append import append_plans
@@ -232,6 +233,8 @@ def _response_getter() -> Response[Any]:
 
 
 class GraphQLController(_Base):  # type: ignore[misc]
+    # Our GraphiQL page: its assets come from this server, never from a CDN (graphql/ide.py).
+    graphql_ide_html = PAGE
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
     # strawberry provides the sub-response with `sync_to_thread=True`: a thread-pool hop per

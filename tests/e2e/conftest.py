@@ -121,3 +121,23 @@ def start_worker(
 @pytest.fixture
 def worker_process(start_worker: Callable[[], Process]) -> Process:
     return start_worker()
+
+
+@pytest.fixture(scope="module")
+def console(
+    server: Server, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`decisiongraph ui` against the module's server; its base URL."""
+    port = free_port()
+    env = process_env(
+        settings,
+        DG_API_URL=server.url,
+        DG_UI_PORT=str(port),
+        DG_DATA_DIR=str(tmp_path_factory.mktemp("console-data")),
+    )
+    url = f"http://127.0.0.1:{port}"
+    process = start_ready(
+        "console", ["ui"], env, tmp_path_factory.mktemp("console"), f"{url}/healthz"
+    )
+    yield url
+    process.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,31 +19,12 @@ from server.demo.release_demo import LIVE, LIVE_WORKFLOW, release_demo_events
 from server.settings import Settings
 from server.startup import create_key
 from tests.e2e.browser import sign_in, text_xpath, wait_for
-from tests.e2e.conftest import Process, Server, free_port, process_env, start_ready
+from tests.e2e.conftest import Process, Server
 from tests.support import input_observed, new_tenant, to_input
 
 pytestmark = pytest.mark.e2e
 
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def console(
-    server: Server, settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    port = free_port()
-    env = process_env(
-        settings,
-        DG_API_URL=server.url,
-        DG_UI_PORT=str(port),
-        DG_DATA_DIR=str(tmp_path_factory.mktemp("console-data")),
-    )
-    url = f"http://127.0.0.1:{port}"
-    process = start_ready(
-        "console", ["ui"], env, tmp_path_factory.mktemp("console"), f"{url}/healthz"
-    )
-    yield url
-    process.stop()
 
 
 def shot(browser: WebDriver, name: str) -> None:
