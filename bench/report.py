@@ -13,39 +13,77 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 REBUILD_NOTES = """
-### Why REBUILD is below its target
-The write floor above is what PostgreSQL alone needs to write the rows a REBUILD must
-write, and it leaves no room for the rest: in three runs on 2026-11-21 and 22 it came out
-at 21.2%, 23.6% and 30.3% of the raw read rate (the read and the floor drift apart on this
-virtual machine), that is at best level with the target before a single event is read,
-decoded, verified (the spec's payload-hash check) or projected. The rows are the spec's
-(§6: a node and an edge per observed input, the trace summary, the precedent rows), and an
-edge is about 1 KB with its C3 fragment and its three B-tree indexes: the primary key and
-the from/to keyset indexes that node edge paging (§7.5) reads. So the 30% target is out
-of reach on two shared cores whatever the worker does; what is in our hands is the
-worker's own share of the time.
+### How REBUILD and VERIFY work now, and what bounds them
+Until 2026-12-06 a REBUILD reset the tenant's rows and caught up batch by batch, every row
+an INSERT into tables that keep their B-trees; PostgreSQL alone re-inserting those rows (the
+"write floor" above) could not pass 21-30% of the raw read. Since then (ADR 0014) a REBUILD
+loads standalone shadow tables without indexes by binary COPY (2,000-event chunks, read,
+projected and copied by three overlapping tasks), builds the indexes once, and swaps the
+shadows in as the tenant's partitions in one short transaction; VERIFY loads shadows the
+same way, digests and drops them. On the same host and data, in-process, the old path
+(reset + incremental catch-up) did 8.3-9.7k events/s and the bulk path 26-30k (50k-event
+tenant, 2026-12-06); the write floor is no longer what bounds it.
 
-Fixed on 2026-11-21, profiled with py-spy on 100k-event rebuilds:
-- The next-batch query was an open range with LIMIT. On a bulk-loaded log that autovacuum
-  had not analysed yet, PostgreSQL bitmap-scanned and sorted the rest of the log for every
-  batch (quadratic; about 20 us of every event). A batch is now the closed range
-  (cursor, min(cursor + batch, end)], exact because log_seq is gapless per tenant.
-- Summary and precedent-source lookups are LATERAL probes of unique indexes (the
-  `= ANY(array)` form scanned the whole scope once the fast-growing tables' statistics
-  said they were empty).
-- Projection transactions commit asynchronously: rows commit with their cursor, so a
-  crash loses only whole batches, which the next catch-up redoes.
-- Per-event value types are msgspec Structs, built in C: decoding a stored row went from
-  20 to 7 us. Rows are written with their text columns in one two-dimensional array
-  (asyncpg checks each element of a one-dimensional one in Python).
-
-What is left per event: about 25 us of Python (decoding 7, hash check 7, emission,
-summary and fragments 10) and about 30 us in PostgreSQL round trips, mostly the edge
-insert, still one after the other within a batch. Overlapping them (projecting batch N+1
-while batch N is written on a second connection) would bring the worker nearer the
-floor, not past the target. Steady-state catch-up is a different matter: ingest-to-
-queryable latency above stays well under a second under load.
+What bounds it now is Python CPU per event, on one core while PostgreSQL uses the other.
+py-spy of a bulk rebuild (samples of the rebuild itself): decoding rows and payloads 24%,
+the spec's payload-hash check 19% (msgspec encoding + SHA-256; the float probe is skipped
+for payloads a float-refusing decoder already read), graph emission 24%, C3 fragments and
+COPY records 21%, COPY and socket I/O 12%. That is about 18 us per event, a ceiling near
+55k events/s for one process, and in the bench's scenario each tenant adds a fixed ~0.1 s
+(shadow DDL, twelve index builds, the swap), which at 10k events per tenant costs a third
+of the rate. On a host whose raw read is ~240k rows/s, 30% (72k events/s) needs either
+several projecting processes (the log split by trace; nodes deduplicated by first position
+in SQL; about 1.6 cores of Python are available next to PostgreSQL on 2 cores) or fewer
+Python instructions per event (decoding straight from the binary row, fragments built
+without per-field escaping for ASCII-safe ids). Neither is in this release.
 """
+
+
+def _verify(projection: dict[str, Any]) -> list[str]:
+    verify = projection.get("verify")
+    if not verify:
+        return []
+    return [
+        f"VERIFY of the same log, same way: **{verify['events_per_s']} events/s** "
+        f"({projection.get('verify_share')}% of the raw read), every run's digests matching. "
+        f"Meanwhile a `trace` read of the live projection every 10 ms answered in "
+        f"p50 {verify['read_p50_ms']} ms, **p99 {verify['read_p99_ms']} ms** "
+        f"({verify['reads']} reads).\n\n"
+    ]
+
+
+INGEST_NOTES = """
+### What the gap to COPY is made of
+py-spy of one server process under 100-event batches from 8 clients (2026-12-06, one
+uvicorn worker, 6.7k events/s; shares of the event loop's busy samples): envelope
+validation 40% (the stored C2 and hashed C1 JSON encodings by the standard library's
+encoder 15%, the PII pre-scan 9%, storability checks 6%, the schema checks), parsing the
+request body (msgspec) 11%, strict coercion of the GraphQL variables into envelopes 11%,
+planning the group 8%, the database calls (asyncpg) 6%, Litestar and Strawberry plumbing
+the rest; the process was busy 74% of the time, PostgreSQL had the other core. A COPY
+does none of these: every event is parsed, validated in the spec's order, encoded twice,
+hashed and checked for secrets before it is written. Taken on 2026-12-06: the PII pre-scan
+became one regex with shared prefixes factored out (about 2x faster per payload). Still on
+the table: the C1 encoding by msgspec (byte-identical for JSON values, but NaN from the
+standard library's lenient parse must still be refused first).
+"""
+
+
+def _bare(ingest: dict[str, Any], target: dict[str, Any] | None) -> list[str]:
+    bare = ingest.get("bare_copy")
+    if not bare or not target:
+        return []
+    share = target["events_per_s"] / bare["rows_per_s"] * 100
+    pairs = ingest.get("paired_bare_share_percent") or []
+    median = sorted(pairs)[len(pairs) // 2] if pairs else float("nan")
+    return [
+        f"\nThe physical limit a user compares with: COPY of the same rows into a scratch "
+        "table with only the log's unique indexes and no triggers, same run: "
+        f"**{bare['rows_per_s']} rows/s** (runs: {bare['runs']}). The same scenario reaches "
+        f"**{share:.0f}%** of it; paired with a bare COPY right after each run: "
+        f"{', '.join(f'{p}%' for p in pairs)}, **median {median}%**.\n",
+        INGEST_NOTES,
+    ]
 
 
 def _paired(shares: list[float] | None) -> str:
@@ -70,10 +108,12 @@ def _floor(projection: dict[str, Any]) -> list[str]:
         return []
     return [
         "Database write floor, same run: the rows this REBUILD wrote, re-inserted into "
-        "another scope by PostgreSQL alone (one `INSERT ... SELECT` per table, `ON CONFLICT "
-        "DO NOTHING` as the projector writes, rolled back; no Python, no network, no "
-        f"projection work): **{projection['write_floor_events_per_s']} events/s**, "
-        f"**{projection['write_floor_share']}%** of the raw read rate.\n\n"
+        "other scopes by PostgreSQL alone into tables that keep their indexes (one `INSERT "
+        "... SELECT` per table, `ON CONFLICT DO NOTHING` as the incremental projector writes, "
+        "rolled back; no Python, no network, no projection work): "
+        f"**{projection['write_floor_events_per_s']} events/s**, "
+        f"**{projection['write_floor_share']}%** of the raw read rate; REBUILD is "
+        f"**{projection.get('floor_multiple', '?')}x** that floor (target: 2x).\n\n"
     ]
 
 
@@ -135,6 +175,7 @@ def render(results: dict[str, Any]) -> str:
             "COPY rate above (target: at least 25%).",
             _paired(ingest.get("paired_share_percent")),
             "\n",
+            *_bare(ingest, target),
         ]
     projection = results.get("projection")
     if projection:
@@ -142,11 +183,15 @@ def render(results: dict[str, Any]) -> str:
         out += [
             "\n## Projections\n",
             _when(projection),
-            f"REBUILD (all three projections) of {rebuild['events']} events by the worker "
-            f"process, timed from the run's start to its end: **{rebuild['events_per_s']} "
-            f"events/s** ({rebuild['seconds']} s). A raw sequential read of the same rows with "
-            f"asyncpg (no decoding), same run: **{projection['raw_read_rows_per_s']} rows/s**. "
-            f"REBUILD reaches **{projection['share']}%** of the raw read rate (target: 30%).\n\n",
+            f"REBUILD (all three projections) of {rebuild['events']} events (10 tenants, 2 traces "
+            "each), one replay per tenant requested at once and run by one worker process, "
+            "timed from the first run's start to the last one's end: "
+            f"**{rebuild['events_per_s']} events/s** ({rebuild['seconds']} s); every digest "
+            f"equal to the incremental projection's: {projection.get('digests_identical')}. "
+            "A raw sequential read of the same rows with asyncpg (no decoding), same run: "
+            f"**{projection['raw_read_rows_per_s']} rows/s**. REBUILD reaches "
+            f"**{projection['share']}%** of the raw read rate (target: 30%, stretch 50%).\n\n",
+            *_verify(projection),
             *_floor(projection),
             f"Ingest to queryable, under steady ingest ({latency['writers']} writers, "
             f"~{latency['background_events_per_s']} events/s in the background): a 10-event "
