@@ -19,10 +19,11 @@ an INSERT into tables that keep their B-trees; PostgreSQL alone re-inserting tho
 "write floor" above) could not pass 21-30% of the raw read. Since then (ADR 0014) a REBUILD
 loads standalone shadow tables without indexes by binary COPY (2,000-event chunks, read,
 projected and copied by three overlapping tasks), builds the indexes once, and swaps the
-shadows in as the tenant's partitions in one short transaction; VERIFY loads shadows the
-same way, digests and drops them. On the same host and data, in-process, the old path
-(reset + incremental catch-up) did 8.3-9.7k events/s and the bulk path 26-30k (50k-event
-tenant, 2026-12-06); the write floor is no longer what bounds it.
+shadows in as the tenant's partitions in one short transaction; VERIFY projects the same
+way and digests the rows in memory (logs up to 100k events) or in shadow tables. On the
+same host and data, in-process, the old path (reset + incremental catch-up) did 8.3-9.7k
+events/s and the bulk path 26-30k (50k-event tenant, 2026-12-06); the write floor is no
+longer what bounds it.
 
 What bounds it now is Python CPU per event, on one core while PostgreSQL uses the other.
 py-spy of a bulk rebuild (samples of the rebuild itself): decoding rows and payloads 24%,

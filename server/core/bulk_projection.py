@@ -14,7 +14,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from server.core.digest import CONTEXT_GRAPH, PRECEDENT_INDEX, TRACE_SUMMARY
+from server.core.digest import (
+    CONTEXT_GRAPH,
+    PRECEDENT_INDEX,
+    TRACE_SUMMARY,
+    array_digest,
+    graph_digest,
+)
 from server.core.envelope import StoredEvent
 from server.core.errors import DecisionGraphError
 from server.core.event_types import POLICY_EVALUATED, TRACE_FINISHED
@@ -164,3 +170,34 @@ def _unique_edges(edges: list[EdgeRow]) -> list[EdgeRow]:
             seen.add(edge.edge_id)
             unique.append(edge)
     return unique
+
+
+class ScratchDigests:
+    """The digests of streamed rows, kept in memory as (id, C3 fragment) pairs: a VERIFY
+    of a small log needs no scratch tables. Python orders strings by code point, which is
+    the byte order of their UTF-8 and so the `COLLATE "C"` order of the stored digests."""
+
+    def __init__(self) -> None:
+        self._nodes: list[tuple[str, str]] = []
+        self._edges: list[tuple[str, str]] = []
+        self._summaries: list[tuple[str, str]] = []
+        self._precedents: list[tuple[str, str]] = []
+
+    def add(self, rows: BulkRows) -> None:
+        self._nodes += [(r.node_id, r.fragment()) for r in rows.nodes]
+        self._edges += [(r.edge_id, r.fragment()) for r in rows.edges]
+        self._summaries += [(r.trace_id, r.fragment()) for r in rows.summaries]
+        self._precedents += [(r.source_event_id, r.fragment()) for r in rows.precedents]
+
+    def digests(self, projections: Collection[str]) -> dict[str, str]:
+        def ordered(pairs: list[tuple[str, str]]) -> list[str]:
+            return [fragment for _, fragment in sorted(pairs)]
+
+        out = {}
+        if CONTEXT_GRAPH in projections:
+            out[CONTEXT_GRAPH] = graph_digest(ordered(self._nodes), ordered(self._edges))
+        if TRACE_SUMMARY in projections:
+            out[TRACE_SUMMARY] = array_digest(ordered(self._summaries))
+        if PRECEDENT_INDEX in projections:
+            out[PRECEDENT_INDEX] = array_digest(ordered(self._precedents))
+        return out

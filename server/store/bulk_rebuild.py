@@ -181,20 +181,35 @@ async def load(
     end: int,
     progress: Progress,
 ) -> tuple[int, bool]:
-    """Project (start, end] into the shadows; (position reached, whether to go on).
+    """Project (start, end] into the shadows; (position reached, whether to go on)."""
+    async with pool.acquire() as writer, writer.transaction():
+        # One transaction for every chunk: no commit to wait for per COPY.
+        await writer.execute(_ASYNC_COMMIT)
 
-    Three stages overlap: PostgreSQL reads chunk N+1 while Python projects chunk N and
-    PostgreSQL copies chunk N-1 into the shadows.
-    """
+        async def write(rows: BulkRows) -> None:
+            await copy(writer, tables, rows)
+
+        return await stream(pool, tenant, projector, start, end, progress, write)
+
+
+async def stream(
+    pool: asyncpg.Pool,
+    tenant: str,
+    projector: BulkProjector,
+    start: int,
+    end: int,
+    progress: Progress,
+    consume: Callable[[BulkRows], Awaitable[None]],
+) -> tuple[int, bool]:
+    """Project (start, end] and hand each chunk's rows to `consume`; (position reached,
+    whether to go on). Three stages overlap: PostgreSQL reads chunk N+1 while Python
+    projects chunk N and `consume` writes chunk N-1."""
     queue: asyncio.Queue[BulkRows | None] = asyncio.Queue(maxsize=2)
-    async with pool.acquire() as reader, pool.acquire() as writer, _fewer_collections():
+    async with pool.acquire() as reader, _fewer_collections():
 
         async def write() -> None:
-            # One transaction for every chunk: no commit to wait for per COPY.
-            async with writer.transaction():
-                await writer.execute(_ASYNC_COMMIT)
-                while (rows := await queue.get()) is not None:
-                    await copy(writer, tables, rows)
+            while (rows := await queue.get()) is not None:
+                await consume(rows)
 
         async def read(low: int) -> list[asyncpg.Record]:
             return cast(

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from server.core.bulk_projection import BulkOutcome, BulkProjector
+from server.core.bulk_projection import BulkOutcome, BulkProjector, BulkRows, ScratchDigests
 from server.core.graph import EdgeRow, NodeRow
 from server.core.graph_query import EdgeCursor, EdgeRef
 from server.core.precedent_query import PrecedentHit, PrecedentQuery
@@ -39,11 +39,16 @@ class PostgresProjections:
     """The three projections of spec §6 (projection_writer) and the workflow projection
     (store/workflows.py), behind one port."""
 
-    def __init__(self, pool: asyncpg.Pool, batch_size: int = 1000) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, batch_size: int = 1000, verify_in_memory: int = 100_000
+    ) -> None:
         self._pool = pool
         self._batch_size = batch_size
         self.workflows = PostgresWorkflows(pool, batch_size)
         self._partitioned: set[str] = set()
+        # A VERIFY of at most this many events digests its rows in memory (~1.5 KB an
+        # event at the peak) instead of loading, sorting and reading back scratch tables.
+        self._verify_in_memory = verify_in_memory
 
     async def _ensure_partitions(self, scope: str) -> None:
         """The scope's projection partitions exist before its first write (migration 7)."""
@@ -135,10 +140,24 @@ class PostgresProjections:
         limits: dict[str, int],
         progress: bulk.Progress,
     ) -> BulkOutcome:
-        """Digests of these spec projections rebuilt in scratch shadow tables up to `limits`,
-        without touching the live ones (none when it stopped at a failure or a cancel)."""
-        tables = bulk.shadows(tenant_id, projections)
+        """Digests of these spec projections rebuilt in scratch state up to `limits` (in
+        memory for a small log, shadow tables otherwise), without touching the live ones;
+        none when it stopped at a failure or a cancel."""
         projector = BulkProjector(projections, limits)
+        if projector.end <= self._verify_in_memory:
+            scratch = ScratchDigests()
+
+            async def keep(rows: BulkRows) -> None:
+                scratch.add(rows)
+
+            _, going = await bulk.stream(
+                self._pool, tenant_id, projector, 0, projector.end, progress, keep
+            )
+            if not going or projector.failure is not None:
+                return BulkOutcome(projector.failure, cancelled=not going)
+            scratch.add(projector.close())
+            return BulkOutcome(digests=scratch.digests(projections))
+        tables = bulk.shadows(tenant_id, projections)
         try:
             async with self._pool.acquire() as conn:
                 await bulk.create(conn, tables)

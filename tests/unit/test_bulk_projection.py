@@ -90,3 +90,17 @@ def test_a_tampered_payload_stops_every_projection_before_it() -> None:
     assert projector.failure.event.event_id == tampered.event_id
     assert set(projector.cursors.values()) == {4}
     assert projector.feed(events[5:]) == BulkRows()  # stopped for good
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_in_memory_scratch_digests_are_the_golden_ones(scenario: str) -> None:
+    from server.core.bulk_projection import ScratchDigests
+
+    projector, scratch = BulkProjector(), ScratchDigests()
+    events = stored(golden_events(scenario))
+    for start in range(0, len(events), 3):
+        scratch.add(projector.feed(events[start : start + 3]))
+    scratch.add(projector.close())
+    expected = golden_digests(scenario)
+    names = ("context_graph", "trace_summary", "precedent_index")
+    assert scratch.digests(names) == {name: expected[name] for name in names}
