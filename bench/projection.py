@@ -162,10 +162,11 @@ async def _replays(
 def _span(states: list[dict[str, Any]], events: int) -> dict[str, Any]:
     from datetime import datetime
 
-    start = min(datetime.fromisoformat(s["startedAt"]) for s in states)
-    end = max(datetime.fromisoformat(s["finishedAt"]) for s in states)
-    seconds = (end - start).total_seconds()
-    return {"events": events, "seconds": round(seconds, 2),
+    starts = [datetime.fromisoformat(s["startedAt"]) for s in states]
+    ends = [datetime.fromisoformat(s["finishedAt"]) for s in states]
+    seconds = (max(ends) - min(starts)).total_seconds()
+    runs = [round((e - s).total_seconds(), 3) for s, e in zip(starts, ends, strict=True)]
+    return {"events": events, "seconds": round(seconds, 2), "runs_s": runs,
             "events_per_s": round(events / seconds)}  # fmt: skip
 
 

@@ -51,9 +51,13 @@ async def _weigh(dsn: str) -> dict[str, int]:
     try:
         for table in LOG_TABLES + PROJECTION_TABLES:
             await conn.execute(f"VACUUM ANALYZE {table}")
+        # A partitioned table (the projections, migration 7) holds no rows itself: its
+        # size is its partitions'.
         rows = await conn.fetch(
-            "SELECT relname, pg_total_relation_size(oid) AS bytes FROM pg_class "
-            "WHERE relname = ANY($1::text[])",
+            "SELECT c.relname, pg_total_relation_size(c.oid) + coalesce((SELECT "
+            "sum(pg_total_relation_size(i.inhrelid)) FROM pg_inherits i "
+            "WHERE i.inhparent = c.oid), 0) AS bytes FROM pg_class c "
+            "WHERE c.relname = ANY($1::text[])",
             list(LOG_TABLES + PROJECTION_TABLES),
         )
         return {r["relname"]: int(r["bytes"]) for r in rows}

@@ -32,15 +32,23 @@ def _browser_binaries() -> tuple[str, str]:
     return browser, driver
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
+def launch(*flags: str, record_requests: bool = False) -> WebDriver:
+    """Headless Chromium with our usual window, plus `flags`; `record_requests` keeps
+    DevTools' network log (read with `get_log("performance")`)."""
     binary, driver_path = _browser_binaries()
     options = Options()
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                 "--window-size=1500,1000"):  # fmt: skip
+                 "--window-size=1500,1000", *flags):  # fmt: skip
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    if record_requests:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(driver_path))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    driver = launch()
     try:
         yield driver
     finally:

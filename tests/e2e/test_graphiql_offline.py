@@ -11,9 +11,6 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -21,7 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from decisiongraph.sdk import DecisionGraphClient
 from server.settings import Settings
 from server.startup import create_key
-from tests.e2e.browser import _browser_binaries, sign_in, text_xpath, wait_for
+from tests.e2e.browser import launch, sign_in, text_xpath, wait_for
 from tests.e2e.conftest import Server
 from tests.support import input_observed, new_tenant, started, to_input
 
@@ -34,15 +31,8 @@ INLINE_SCHEMES = {"data", "blob", "about", "chrome", "devtools"}
 @pytest.fixture(scope="module")
 def offline() -> Iterator[WebDriver]:
     """Chromium that can resolve no host but this one, and records every request."""
-    binary, driver_path = _browser_binaries()
-    options = Options()
-    options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                 "--window-size=1500,1000",
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    only_local = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"
+    driver = launch(only_local, record_requests=True)
     try:
         yield driver
     finally:
