@@ -105,7 +105,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         DG_DATABASE_URL=settings.require_database_url,
         DG_REDIS_URL=settings.require_redis_url,
         DG_NAMESPACE=settings.namespace,
-        DG_LOG_LEVEL="warning",
+        DG_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warning"),
         # Budgets far above what a run sends: every request still pays for its counter.
         DG_RATE_LIMIT_READ="100000000",
         DG_RATE_LIMIT_WRITE="100000000",
