@@ -153,12 +153,16 @@ class GraphQLClient:
             headers["X-Tenant-ID"] = self.tenant
         return headers
 
-    async def execute(self, query: str, variables: Mapping[str, Any] | None = None) -> Any:
-        response = await self.http.post(
-            self.path,
-            json={"query": query, "variables": dict(variables or {})},
-            headers=self.headers(),
-        )
+    async def execute(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+    ) -> Any:
+        body: dict[str, Any] = {"query": query, "variables": dict(variables or {})}
+        if operation_name is not None:
+            body["operationName"] = operation_name
+        response = await self.http.post(self.path, json=body, headers=self.headers())
         assert response.status_code == 200, response.text
         return response.json()
 

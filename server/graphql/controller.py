@@ -14,7 +14,14 @@ from functools import lru_cache
 from typing import Any, ClassVar, Final, cast
 
 import msgspec
-from graphql import ExecutionResult, FieldNode, GraphQLError, OperationDefinitionNode, parse
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
 from litestar import Response
 from litestar.background_tasks import BackgroundTasks
 from litestar.datastructures import Headers, State
@@ -30,7 +37,13 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from server.auth.principal import Permission, Principal
-from server.core.errors import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED, DecisionGraphError
+from server.core.errors import (
+    FORBIDDEN,
+    INVALID_ARGUMENT,
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    DecisionGraphError,
+)
 from server.core.rate_limit import Scope as Budget
 from server.core.rate_limit import scope_of
 from server.graphql.context import DGContext, Services
@@ -160,22 +173,44 @@ class LegacyWSHandler(BaseGraphQLWSHandler[DGContext, None]):
 
 
 @lru_cache(maxsize=512)
-def operation_scope(query: str, operation_name: str | None) -> Budget:
-    """The budget a document spends; an unparsable one spends `read` (it fails anyway)."""
+@lru_cache(maxsize=512)
+def _single_operation(query: str, operation_name: str | None) -> OperationDefinitionNode | None:
+    """The operation a request runs, or None when the document does not name exactly one
+    (it then fails in GraphQL validation with the usual error). Clients repeat a few
+    documents, so each is parsed here once."""
     try:
         document = parse(query)
     except GraphQLError:
-        return "read"
+        return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
-    if len(operations) != 1:
+    return operations[0] if len(operations) == 1 else None
+
+
+def operation_scope(query: str, operation_name: str | None) -> Budget:
+    """The budget a document spends; an unparsable one spends `read` (it fails anyway)."""
+    operation = _single_operation(query, operation_name)
+    if operation is None:
         return "read"
-    (operation,) = operations
     fields = frozenset(
         s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
     )
     return scope_of(operation.operation.value, fields)
+
+
+def _subscription_over_http(query: str, operation_name: str | None) -> ExecutionResult | None:
+    """A subscription sent as an HTTP request: a precise refusal, not an execution that
+    fails inside (subscriptions stream over the websocket at the same path)."""
+    operation = _single_operation(query, operation_name)
+    if operation is None or operation.operation != OperationType.SUBSCRIPTION:
+        return None
+    message = (
+        "Subscriptions run over a websocket at /graphql (graphql-transport-ws or graphql-ws), "
+        "not over HTTP"
+    )
+    extensions = {"code": INVALID_ARGUMENT, "classification": "BAD_REQUEST"}
+    return ExecutionResult(data=None, errors=[GraphQLError(message, extensions=extensions)])
 
 
 async def _spend(context: DGContext, scope: Budget, sub_response: Any) -> ExecutionResult | None:
@@ -266,6 +301,10 @@ class GraphQLController(_Base):  # type: ignore[misc]
         refused = await _spend(context, scope, sub_response)
         if refused is not None:
             return refused
+        if plan is None:
+            wrong = _subscription_over_http(request_data.query or "", request_data.operation_name)
+            if wrong is not None:
+                return wrong
         if plan is not None:
             result = await plan.run(context, request_data.variables)
             if result is not None:

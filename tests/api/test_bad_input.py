@@ -286,3 +286,21 @@ async def test_nul_in_mutation_arguments_is_a_payload_error(gql: GraphQLClient) 
         "replay": None,
         "errors": [{"code": "DG_ERR_INVALID_ARGUMENT"}],
     }
+
+
+@pytest.mark.parametrize("operation_name", [None, "Live"])
+async def test_a_subscription_sent_over_http_is_refused_with_a_precise_error(
+    gql: GraphQLClient, operation_name: str | None
+) -> None:
+    """What GraphiQL sends when it runs a subscription before it has parsed the document:
+    a clear refusal, where executing it used to fail inside as DG_ERR_INTERNAL."""
+    document = (
+        "query Q { viewer { keyId } } subscription Live { events(afterLogSeq: 0) { logSeq } }"
+    )
+    if operation_name is None:
+        document = "subscription { events(afterLogSeq: 0) { logSeq } }"
+    body = await gql.execute(document, {}, operation_name=operation_name)
+    assert body.get("data") is None
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "DG_ERR_INVALID_ARGUMENT"
+    assert error["message"].startswith("Subscriptions run over a websocket at /graphql")

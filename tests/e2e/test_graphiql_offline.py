@@ -8,9 +8,11 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -25,6 +27,7 @@ from tests.support import input_observed, new_tenant, started, to_input
 pytestmark = pytest.mark.e2e
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 INLINE_SCHEMES = {"data", "blob", "about", "chrome", "devtools"}
 
 
@@ -74,7 +77,16 @@ def result(browser: WebDriver) -> str:
 
 
 def until(browser: WebDriver, check: Callable[[], bool], within: float = 20) -> None:
-    WebDriverWait(browser, within, poll_frequency=0.1).until(lambda _: check())
+    try:
+        WebDriverWait(browser, within, poll_frequency=0.1).until(lambda _: check())
+    except TimeoutException:
+        SHOTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(SHOTS / "graphiql-timeout.png"))
+        shown = browser.execute_script(
+            "return Array.from(document.querySelectorAll('.CodeMirror'))"
+            ".map(e => e.CodeMirror.getValue())"
+        )
+        raise AssertionError(f"GraphiQL shows {shown}") from None
 
 
 def test_graphiql_runs_a_query_and_a_subscription_with_nothing_from_outside(
@@ -93,12 +105,19 @@ def test_graphiql_runs_a_query_and_a_subscription_with_nothing_from_outside(
     offline.find_element(By.XPATH, "//button[normalize-space(.)='Headers']").click()
     editor(offline, 2, json.dumps({"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant}))
 
+    # GraphiQL takes edited text into its state after a short debounce (the parsed document
+    # decides HTTP or websocket), and a user re-fetches the schema after entering a key
+    # (docs/api.md): so do we.
+    time.sleep(1.0)
+    offline.find_element(By.XPATH, "//button[@aria-label='Re-fetch GraphQL schema']").click()
     editor(offline, 0, "query { events(first: 5) { edges { node { logSeq traceId eventType } } } }")
+    time.sleep(1.0)
     offline.find_element(By.XPATH, "//button[@aria-label='Execute query (Ctrl-Enter)']").click()
     until(offline, lambda: '"eventType": "InputObserved"' in result(offline))
     assert '"traceId": "offline-1"' in result(offline)
 
     editor(offline, 0, "subscription { events(afterLogSeq: 0) { logSeq traceId eventType } }")
+    time.sleep(1.0)  # GraphiQL parses the edited document after a debounce, then knows it
     offline.find_element(By.XPATH, "//button[@aria-label='Execute query (Ctrl-Enter)']").click()
     until(offline, lambda: '"logSeq": 2' in result(offline))  # replayed from the log
     time.sleep(0.5)  # the subscription is live
