@@ -205,6 +205,9 @@ async def rebuild_and_verify(
     return {"rebuild": rebuilt, "verify": verified, "digests_identical": same}
 
 
+PACE_S = 0.04  # 4 writers x 20 events / 40 ms = 2,000 events/s offered
+
+
 async def queryable_latency(url: str, token: str, probes: int, writers: int) -> dict[str, Any]:
     """Append one event and time until a read with atLeast sees it, under steady ingest."""
     tenant = f"lat-{uuid.uuid4().hex[:6]}"
@@ -214,14 +217,19 @@ async def queryable_latency(url: str, token: str, probes: int, writers: int) -> 
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
 
         async def writer(i: int) -> None:
+            # Paced, not flat out: "steady ingest" at a known rate (20 events every
+            # PACE_S per writer), so that hosts of different speed are compared at one load.
             bodies = encoded_bodies(f"w{i}-{tenant}", 20, 2000)
             headers = {"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant,
                        "Content-Type": "application/json"}  # fmt: skip
+            due = time.perf_counter()
             for body in bodies:
                 if stop.is_set():
                     return
                 await http.post("/graphql", content=body, headers=headers)
                 written["events"] += 20
+                due += PACE_S
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
 
         load = [asyncio.create_task(writer(i)) for i in range(writers)]
         await asyncio.sleep(1.0)

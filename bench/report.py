@@ -194,8 +194,9 @@ def render(results: dict[str, Any]) -> str:
             f"**{projection['share']}%** of the raw read rate (target: 30%, stretch 50%).\n\n",
             *_verify(projection),
             *_floor(projection),
-            f"Ingest to queryable, under steady ingest ({latency['writers']} writers, "
-            f"~{latency['background_events_per_s']} events/s in the background): a 10-event "
+            f"Ingest to queryable, under steady ingest ({latency['writers']} writers paced to "
+            f"2,000 events/s offered, ~{latency['background_events_per_s']} events/s "
+            "achieved in the background): a 10-event "
             f"append followed by `projectionHealth(atLeast: <its logSeq>)`, {latency['probes']} "
             f"probes: **p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms**.\n",
             REBUILD_NOTES,
