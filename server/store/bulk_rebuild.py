@@ -248,17 +248,27 @@ def _project(projector: BulkProjector, records: list[asyncpg.Record]) -> BulkRow
     return projector.feed(events, float_free=True)
 
 
+_collecting_less = 0  # bulk loads under way in this process (several may overlap)
+_threshold_before: tuple[int, int, int] = gc.get_threshold()
+
+
 @contextlib.asynccontextmanager
 async def _fewer_collections() -> AsyncIterator[None]:
     """Python's default collects the young generation every 700 allocations, that is every
     ~25 events of a load, each time walking the chunks in flight: a third of decoding time.
-    The load's objects hold no cycles, so it collects a hundred times less often."""
-    before = gc.get_threshold()
-    gc.set_threshold(70_000, *before[1:])
+    The load's objects hold no cycles, so it collects a hundred times less often. The first
+    load in raises the threshold and the last one out restores it."""
+    global _collecting_less, _threshold_before
+    if _collecting_less == 0:
+        _threshold_before = gc.get_threshold()
+        gc.set_threshold(70_000, *_threshold_before[1:])
+    _collecting_less += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        _collecting_less -= 1
+        if _collecting_less == 0:
+            gc.set_threshold(*_threshold_before)
 
 
 async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:

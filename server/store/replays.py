@@ -64,10 +64,11 @@ def _record(row: asyncpg.Record) -> ReplayRecord:
 class PostgresReplays:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        # One run at a time per process: a run takes several pooled connections and both
-        # cores (bulk REBUILD/VERIFY); runs queued behind it must not each hold a pooled
-        # connection for their lock while they wait, or together they exhaust the pool.
-        self._running = asyncio.Semaphore(1)
+        # Two runs at a time per process: one bulk run's index builds and swap (PostgreSQL's
+        # work) overlap the next one's load (Python's), and each holds at most three pooled
+        # connections. Runs queued behind them must not each hold a pooled connection for
+        # their lock while they wait, or together they exhaust the pool.
+        self._running = asyncio.Semaphore(2)
 
     async def create(
         self, tenant_id: str, projection: str, mode: str, reason: str, requested_by: str
