@@ -32,11 +32,10 @@ from server.core.canonical_json import FloatInText, decode_without_floats
 from server.core.digest import CONTEXT_GRAPH, PRECEDENT_INDEX, TRACE_SUMMARY
 from server.core.graph import EdgeRow, NodeRow
 from server.core.precedent import PolicyEvalRow, PrecedentRow
-from server.core.projection_batch import Failure
 from server.core.trace_summary import SummaryRow
 from server.core.value import Value
 from server.store.event_log import EVENT_COLUMNS, row_to_event
-from server.store.projection_writer import _RECORD_FAILURE, _SAVE_CURSORS
+from server.store.projection_writer import record_failure, restart_at
 
 CHUNK: Final = 2_000  # events per read, and rows per COPY
 TAIL: Final = 2_000  # at most this much of the log is projected inside the swap
@@ -338,20 +337,10 @@ async def swap(
             if attempt == _SWAP_TRIES - 1:
                 raise
             await asyncio.sleep(0.02 * min(attempt + 1, 10))
-    await conn.execute(
-        "DELETE FROM dg_projection_failures WHERE scope = $1 AND projection = ANY($2::text[])",
-        tenant,
-        list(projections),
-    )
-    await conn.execute(
-        "DELETE FROM dg_projection_digests WHERE scope = $1 AND projection = ANY($2::text[])",
-        tenant,
-        list(projections),
-    )
-    names = sorted(projections)
-    await conn.execute(_SAVE_CURSORS, tenant, names, [projector.cursors[n] for n in names])
+    await restart_at(conn, tenant, {name: projector.cursors[name] for name in projections})
     if projector.failure is not None:
-        await _record(conn, tenant, projector.failure, names)
+        failed = projector.failure
+        await record_failure(conn, tenant, projections, failed.event, failed.error)
 
 
 async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
@@ -372,17 +361,3 @@ async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
             f"ALTER TABLE {shadow.partition} RESET (autovacuum_enabled)",
         ]
     await conn.execute(";\n".join(statements))
-
-
-async def _record(conn: asyncpg.Connection, scope: str, failure: Failure, names: list[str]) -> None:
-    event = failure.event
-    await conn.execute(
-        _RECORD_FAILURE,
-        scope,
-        names,
-        event.log_seq,
-        event.event_id,
-        event.trace_id,
-        failure.error.code,
-        failure.error.message,
-    )

@@ -8,7 +8,7 @@ batch back whole; the cursor still names the last committed event.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -309,13 +309,20 @@ async def reset(conn: asyncpg.Connection, scope: str, projections: Sequence[str]
     for projection in projections:
         for statement in _RESET_STATEMENTS[projection]:
             await conn.execute(statement, scope)
+    await restart_at(conn, scope, dict.fromkeys(projections, 0))
+
+
+async def restart_at(conn: asyncpg.Connection, scope: str, cursors: Mapping[str, int]) -> None:
+    """Projections whose rows were replaced whole (a reset, a swapped-in rebuild): their
+    failures and cached digests are forgotten and their cursors set."""
+    names = sorted(cursors)
     for table in ("dg_projection_failures", "dg_projection_digests"):
         await conn.execute(
             f"DELETE FROM {table} WHERE scope = $1 AND projection = ANY($2::text[])",
             scope,
-            list(projections),
+            names,
         )
-    await conn.execute(_SAVE_CURSORS, scope, list(projections), [0] * len(projections))
+    await conn.execute(_SAVE_CURSORS, scope, names, [cursors[name] for name in names])
 
 
 async def lock_projections(
@@ -329,13 +336,17 @@ async def lock_projections(
 
 
 async def record_failure(
-    conn: asyncpg.Connection, scope: str, projection: str, event: StoredEvent, error: Any
+    conn: asyncpg.Connection,
+    scope: str,
+    projections: str | Sequence[str],
+    event: StoredEvent,
+    error: Any,
 ) -> None:
-    """An open failure for one projection, stopped before `event`."""
+    """An open failure for these projections, stopped before `event`."""
     await conn.execute(
         _RECORD_FAILURE,
         scope,
-        [projection],
+        [projections] if isinstance(projections, str) else list(projections),
         event.log_seq,
         event.event_id,
         event.trace_id,
