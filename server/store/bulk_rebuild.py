@@ -8,8 +8,9 @@ builds the parent's indexes on it once, and then, in one short transaction that 
 projects whatever the log gained meanwhile, swaps it in as the scope's partition
 (migration 7) together with the cursors. Readers see the old projection or the new one,
 never a half-built one, and a crash at any point before that commit leaves the live
-projection untouched: the next attempt drops the shadows and starts again. VERIFY loads
-shadows the same way, digests them and drops them. See ADR 0014.
+projection untouched: the next attempt drops the shadows and starts again. VERIFY of a
+large log loads shadows the same way, digests them and drops them (a small one is
+digested in memory, store/projections.py). See ADR 0014.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import asyncpg
-from msgspec.structs import astuple
 
 from server.core.bulk_projection import BulkProjector, BulkRows
 from server.core.canonical_json import FloatInText, decode_without_floats
@@ -34,8 +34,14 @@ from server.core.graph import EdgeRow, NodeRow
 from server.core.precedent import PolicyEvalRow, PrecedentRow
 from server.core.trace_summary import SummaryRow
 from server.core.value import Value
-from server.store.event_log import EVENT_COLUMNS, row_to_event
-from server.store.projection_writer import record_failure, restart_at
+from server.store.event_log import row_to_event
+from server.store.projection_writer import (
+    EVENTS_IN_WINDOW,
+    record_failure,
+    restart_at,
+    row_columns,
+    row_records,
+)
 
 CHUNK: Final = 2_000  # events per read, and rows per COPY
 TAIL: Final = 2_000  # at most this much of the log is projected inside the swap
@@ -74,14 +80,10 @@ class Shadow:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        fields = tuple(self.row_type.__struct_fields__)
-        return (*fields, "fragment") if hasattr(self.row_type, "fragment") else fields
+        return row_columns(self.row_type)
 
     def records(self, rows: BulkRows) -> list[tuple[Any, ...]]:
-        values = cast(list[Any], getattr(rows, self.rows))
-        if hasattr(self.row_type, "fragment"):
-            return [(*astuple(r), r.fragment()) for r in values]
-        return [astuple(r) for r in values]
+        return row_records(self.row_type, getattr(rows, self.rows))
 
 
 _TABLES: Final = {
@@ -92,10 +94,6 @@ _TABLES: Final = {
         ("dg_precedent_index", "precedents", PrecedentRow),
     ),
 }
-_EVENTS: Final = f"""
-    SELECT {EVENT_COLUMNS} FROM dg_event_log
-    WHERE tenant_id = $1 AND log_seq > $2 AND log_seq <= $3 ORDER BY log_seq
-"""
 _LOG_END: Final = "SELECT coalesce(max(last_log_seq), 0) FROM dg_tenants WHERE tenant_id = $1"
 _INDEXES: Final = """
     SELECT pg_get_indexdef(i.indexrelid) AS definition, pg_get_constraintdef(c.oid) AS constraint
@@ -131,12 +129,6 @@ async def create(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
 
     The CHECK on scope lets ATTACH PARTITION skip scanning the table to prove it.
     """
-    async with conn.transaction():
-        await conn.execute(_ASYNC_COMMIT)
-        await _create(conn, tables)
-
-
-async def _create(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
     patterns = [shadow.partition.replace("_", r"\_") + r"\_%" for shadow in tables]
     leftovers = await conn.fetch(
         "SELECT relname FROM pg_class WHERE relname LIKE ANY($1::text[]) AND relkind = 'r' "
@@ -152,7 +144,9 @@ async def _create(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
             f"WITH (autovacuum_enabled = false)",
             f"ALTER TABLE {shadow.name} ALTER COLUMN scope SET DEFAULT {scope}",
         ]
-    await conn.execute(";\n".join(statements))  # one round trip
+    async with conn.transaction():
+        await conn.execute(_ASYNC_COMMIT)
+        await conn.execute(";\n".join(statements))  # one round trip
 
 
 async def drop(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
@@ -213,7 +207,7 @@ async def stream(
         async def read(low: int) -> list[asyncpg.Record]:
             return cast(
                 list[asyncpg.Record],
-                await reader.fetch(_EVENTS, tenant, low, min(low + CHUNK, end)),
+                await reader.fetch(EVENTS_IN_WINDOW, tenant, low, min(low + CHUNK, end)),
             )
 
         writing = asyncio.create_task(write())
@@ -324,7 +318,7 @@ async def swap(
     end = await log_end(conn, tenant)
     position = max(projector.cursors.values(), default=0)
     if projector.failure is None and position < end:
-        records = await conn.fetch(_EVENTS, tenant, position, end)
+        records = await conn.fetch(EVENTS_IN_WINDOW, tenant, position, end)
         await copy(conn, tables, _project(projector, records))
     await copy(conn, tables, projector.close())
     for attempt in range(_SWAP_TRIES):

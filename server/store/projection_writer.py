@@ -52,7 +52,7 @@ _CURSORS_AND_END: Final = """
 # (cursor, cursor + batch]. The closed range bounds the scan whatever the statistics say: with
 # an open range, a bulk-loaded log that autovacuum had not analysed yet was bitmap-scanned and
 # sorted to its end for every batch, which made a REBUILD quadratic.
-_EVENTS: Final = f"""
+EVENTS_IN_WINDOW: Final = f"""
     SELECT {EVENT_COLUMNS} FROM dg_event_log
     WHERE tenant_id = $1 AND log_seq > $2 AND log_seq <= $3
     ORDER BY log_seq
@@ -96,6 +96,20 @@ _SOURCES: Final = f"""
 """
 
 
+def row_columns(row: type[Value]) -> tuple[str, ...]:
+    """A projection table's columns (beside scope): the row type's fields, in order, then
+    its C3 `fragment` when it has one."""
+    fields = tuple(row.__struct_fields__)
+    return (*fields, "fragment") if hasattr(row, "fragment") else fields
+
+
+def row_records(row: type[Value], rows: Iterable[Value]) -> list[tuple[Any, ...]]:
+    """The values of `rows` (all of type `row`) in row_columns order."""
+    if hasattr(row, "fragment"):
+        return [(*astuple(r), cast(Any, r).fragment()) for r in rows]
+    return [astuple(r) for r in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class _Insert:
     """A multi-row INSERT of one projection table from a row type's values.
@@ -108,8 +122,8 @@ class _Insert:
     """
 
     table: str
+    row: type[Value]
     columns: tuple[tuple[str, str], ...]  # (name, SQL type)
-    fragment: bool
     conflict: str
 
     @classmethod
@@ -117,11 +131,8 @@ class _Insert:
         cls, table: str, row: type[Value], conflict: str = "ON CONFLICT DO NOTHING", **types: str
     ) -> _Insert:
         """Columns named after `row`'s fields (text unless `types` says otherwise)."""
-        columns = [(name, types.get(name, "text")) for name in row.__struct_fields__]
-        fragment = hasattr(row, "fragment")
-        if fragment:
-            columns.append(("fragment", "text"))
-        return cls(table, tuple(columns), fragment, conflict)
+        columns = tuple((name, types.get(name, "text")) for name in row_columns(row))
+        return cls(table, row, columns, conflict)
 
     @property
     def sql(self) -> str:
@@ -140,10 +151,7 @@ class _Insert:
         )
 
     def arguments(self, rows: Iterable[Value]) -> list[Any]:
-        values = [
-            (*astuple(r), cast(Any, r).fragment()) if self.fragment else astuple(r) for r in rows
-        ]
-        columns = [list(column) for column in zip(*values, strict=True)]
+        columns = [list(column) for column in zip(*row_records(self.row, rows), strict=True)]
         kinds = [kind for _, kind in self.columns]
         text = [c for c, kind in zip(columns, kinds, strict=True) if kind == "text"]
         return [text, *(c for c, kind in zip(columns, kinds, strict=True) if kind != "text")]
@@ -216,7 +224,7 @@ async def catch_up_batch(
         return BatchReport(held, 0, cursors, more=False, busy=busy)
     events = [
         row_to_event(r)
-        for r in await conn.fetch(_EVENTS, source_tenant, low, min(low + batch_size, end))
+        for r in await conn.fetch(EVENTS_IN_WINDOW, source_tenant, low, min(low + batch_size, end))
     ]
     if not events:
         rows = await conn.fetch(_EVENTS_PAST_A_GAP, source_tenant, low, end, batch_size)

@@ -108,6 +108,7 @@ class PostgresProjections:
         await self._ensure_partitions(tenant_id)
         tables = bulk.shadows(tenant_id, projections)
         projector = BulkProjector(projections)
+        swapped = False
         try:
             async with self._pool.acquire() as conn:
                 await bulk.create(conn, tables)
@@ -121,16 +122,15 @@ class PostgresProjections:
                     self._pool, tenant_id, tables, projector, position, end, progress
                 )
                 if not going:
-                    async with self._pool.acquire() as conn:
-                        await bulk.drop(conn, tables)
                     return BulkOutcome(cancelled=True)
             await bulk.build_indexes(self._pool, tables)
             async with self._pool.acquire() as conn, conn.transaction():
                 await bulk.swap(conn, tenant_id, tables, projector, projections)
-        except BaseException:
-            async with self._pool.acquire() as conn:
-                await bulk.drop(conn, tables)
-            raise
+            swapped = True
+        finally:
+            if not swapped:  # swapped shadows are the live partitions now
+                async with self._pool.acquire() as conn:
+                    await bulk.drop(conn, tables)
         return BulkOutcome(projector.failure)
 
     async def scratch_digests(
