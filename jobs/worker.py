@@ -27,6 +27,7 @@ from server.pubsub.connection import redis_client
 from server.pubsub.queue import CATCH_UP, HEALTH_CHECK_SUFFIX, RUN_REPLAY
 from server.service import projection, replay, workflows
 from server.settings import Settings
+from server.store.replays import REPLAYS_AT_ONCE
 
 _log = logging.getLogger("decisiongraph.worker")
 
@@ -146,26 +147,41 @@ class DecisionGraphWorker(Worker):
         self._pool = None
 
 
-def build_worker(
+def build_workers(
     settings: Settings, runtime: WorkerRuntime, *, burst: bool = False
-) -> DecisionGraphWorker:
+) -> list[DecisionGraphWorker]:
+    """Two job loops on one Redis pool: catch-ups (many at once, each short) and replay
+    runs, of which a process takes no more than it runs at once (REPLAYS_AT_ONCE), so
+    that with several worker processes a queued run goes to one that is free."""
     channels = Channels(settings.namespace)
-    return DecisionGraphWorker(
-        functions=[
-            func(catch_up, name=CATCH_UP, timeout=120, keep_result=0, max_tries=3),
-            func(run_replay, name=RUN_REPLAY, timeout=6 * 3600, keep_result=0, max_tries=3),
-        ],
-        redis_pool=runtime.redis,
-        queue_name=channels.queue,
-        health_check_key=channels.queue + HEALTH_CHECK_SUFFIX,
-        health_check_interval=5,
-        poll_delay=settings.worker_poll_delay,
-        max_jobs=16,
-        keep_result=0,
-        burst=burst,
-        handle_signals=False,
-        ctx={"settings": settings, "runtime": runtime},
-    )
+    common: dict[str, Any] = {
+        "redis_pool": runtime.redis,
+        "poll_delay": settings.worker_poll_delay,
+        "keep_result": 0,
+        "burst": burst,
+        "handle_signals": False,
+        "ctx": {"settings": settings, "runtime": runtime},
+    }
+    return [
+        DecisionGraphWorker(
+            functions=[func(catch_up, name=CATCH_UP, timeout=120, keep_result=0, max_tries=3)],
+            queue_name=channels.queue,
+            health_check_key=channels.queue + HEALTH_CHECK_SUFFIX,
+            health_check_interval=5,
+            max_jobs=16,
+            **common,
+        ),
+        DecisionGraphWorker(
+            functions=[
+                func(run_replay, name=RUN_REPLAY, timeout=6 * 3600, keep_result=0, max_tries=3)
+            ],
+            queue_name=channels.replay_queue,
+            health_check_key=channels.replay_queue + HEALTH_CHECK_SUFFIX,
+            health_check_interval=5,
+            max_jobs=REPLAYS_AT_ONCE,
+            **common,
+        ),
+    ]
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -181,14 +197,17 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     pause = RESTART_MIN
     try:
         while not stop.is_set():
-            worker = build_worker(settings, runtime)
+            workers = build_workers(settings, runtime)
             began = time.monotonic()
-            jobs = asyncio.create_task(worker.async_run(), name="dg-jobs")
+            loops = [
+                asyncio.create_task(w.async_run(), name=f"dg-jobs-{w.queue_name}") for w in workers
+            ]
             stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({jobs, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*loops, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
-            failure = jobs.exception() if jobs.done() and not jobs.cancelled() else None
-            await worker.close()
+            failure = next((j.exception() for j in loops if j.done() and not j.cancelled()), None)
+            # One loop failing (Redis gone) stops both: they restart together.
+            await asyncio.gather(*(w.close() for w in workers))
             if stop.is_set():
                 break
             if time.monotonic() - began > RESTART_MAX * 2:

@@ -67,12 +67,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.supervisor import supervise
     from jobs.worker import run
 
     settings = resolve_services(settings)
     migrate_database(settings)
+    processes = max(1, args.processes or settings.worker_processes)
+    if processes == 1:
+        run(settings)
+        return 0
+    return supervise(settings, processes, _worker_child)
+
+
+def _worker_child(settings: Settings) -> None:
+    """One of `worker --processes N` (spawned: logging is set up afresh)."""
+    from jobs.worker import run
+
+    _setup_logging(settings)
     run(settings)
-    return 0
 
 
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -239,9 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes (default: DG_HTTP_WORKERS, else 1)",
     )
     serve.set_defaults(handler=cmd_serve)
-    commands.add_parser(
-        "worker", help="an arq worker (projections, replays, SLA timers)"
-    ).set_defaults(handler=cmd_worker)
+    worker = commands.add_parser("worker", help="an arq worker (projections, replays, SLA timers)")
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="worker processes, supervised (default: DG_WORKER_PROCESSES, else 1)",
+    )
+    worker.set_defaults(handler=cmd_worker)
     commands.add_parser("ui", help="the operator console only").set_defaults(handler=cmd_ui)
     commands.add_parser("migrate", help="apply migrations (idempotent)").set_defaults(
         handler=cmd_migrate

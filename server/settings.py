@@ -38,6 +38,7 @@ class Settings:
     host: str = "127.0.0.1"
     http_port: int = 8000
     http_workers: int = 1
+    worker_processes: int = 1
     ui_port: int = 8080
     namespace: str = "dg"
     api_url: str | None = None
@@ -69,6 +70,7 @@ class Settings:
             host=environ.get("DG_HOST") or "127.0.0.1",
             http_port=_int(environ, "DG_HTTP_PORT", 8000),
             http_workers=_int(environ, "DG_HTTP_WORKERS", 1),
+            worker_processes=_int(environ, "DG_WORKER_PROCESSES", 1),
             ui_port=_int(environ, "DG_UI_PORT", 8080),
             namespace=environ.get("DG_NAMESPACE") or "dg",
             api_url=environ.get("DG_API_URL") or None,

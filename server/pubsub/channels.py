@@ -36,3 +36,9 @@ class Channels:
     @property
     def queue(self) -> str:
         return f"{self.namespace}:queue"
+
+    @property
+    def replay_queue(self) -> str:
+        """Replay runs queue apart from catch-ups: a worker takes only as many as it runs
+        at once, and the rest wait in Redis for whichever worker process frees up first."""
+        return f"{self.namespace}:replays"

@@ -34,7 +34,7 @@ class JobQueue:
             RUN_REPLAY,
             replay_id,
             _job_id=f"{RUN_REPLAY}:{replay_id}:{attempt}",
-            _queue_name=self.name,
+            _queue_name=self._channels.replay_queue,
         )
 
     async def worker_heartbeats(self) -> bool:

@@ -60,6 +60,9 @@ def _record(row: asyncpg.Record) -> ReplayRecord:
     )
 
 
+REPLAYS_AT_ONCE: Final = 2  # runs one worker process executes at a time
+
+
 @translated
 class PostgresReplays:
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -68,7 +71,7 @@ class PostgresReplays:
         # work) overlap the next one's load (Python's), and each holds at most three pooled
         # connections. Runs queued behind them must not each hold a pooled connection for
         # their lock while they wait, or together they exhaust the pool.
-        self._running = asyncio.Semaphore(2)
+        self._running = asyncio.Semaphore(REPLAYS_AT_ONCE)
 
     async def create(
         self, tenant_id: str, projection: str, mode: str, reason: str, requested_by: str

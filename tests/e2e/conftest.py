@@ -103,13 +103,15 @@ def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture
 def start_worker(
     settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[[], Process]]:
-    """Start `decisiongraph worker` processes; all are stopped at the end of the test."""
+) -> Iterator[Callable[..., Process]]:
+    """Start `decisiongraph worker` processes (extra arguments optional); all are stopped
+    at the end of the test."""
     started: list[Process] = []
 
-    def launch() -> Process:
+    def launch(*args: str) -> Process:
         env = process_env(settings)
-        process = start(f"worker{len(started)}", ["worker"], env, tmp_path_factory.mktemp("w"))
+        command = ["worker", *args]
+        process = start(f"worker{len(started)}", command, env, tmp_path_factory.mktemp("w"))
         started.append(process)
         return process
 
@@ -119,7 +121,7 @@ def start_worker(
 
 
 @pytest.fixture
-def worker_process(start_worker: Callable[[], Process]) -> Process:
+def worker_process(start_worker: Callable[..., Process]) -> Process:
     return start_worker()
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import signal
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -165,3 +168,88 @@ def test_workers_killed_at_random_points_of_a_rebuild_leave_it_whole(
 
     notes = asyncio.run(scenario())
     print(f"kill points (seed {seed}):", *notes, sep="\n  ")
+
+
+def _children(pid: int) -> dict[int, float]:
+    """Live child processes of `pid` and the CPU seconds each has used."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[1]) != pid or fields[0] == "Z":
+            continue
+        with contextlib.suppress(OSError):
+            # Spawned workers, not multiprocessing's resource tracker.
+            if b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                out[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return out
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _wait_children(pid: int, count: int, without: set[int] = frozenset()) -> dict[int, float]:
+    deadline = time.monotonic() + 30
+    while True:
+        children = {p: c for p, c in _children(pid).items() if p not in without}
+        if len(children) >= count:
+            return children
+        assert time.monotonic() < deadline, (pid, children)
+        time.sleep(0.1)
+
+
+def test_worker_processes_share_the_replays_and_outlive_a_killed_one(
+    server: Server, start_worker: Any, settings: Settings
+) -> None:
+    """`worker --processes 2`: queued REBUILDs of several tenants keep both processes
+    busy (each takes only the runs it executes at once); a child killed by SIGKILL is
+    replaced and the runs still complete; SIGTERM stops the whole group cleanly."""
+    tenants = [new_tenant() for _ in range(6)]
+    worker = start_worker("--processes", "2")
+    children = _wait_children(worker.popen.pid, 2)
+    workers = sorted(children)
+
+    async def seed_and_rebuild(tenant: str, gql: GraphQLClient) -> str:
+        batch: list[dict[str, Any]] = []
+        for i in range(500):  # 4000 events
+            trace = f"p-{i}"
+            batch += [started(trace)] + [input_observed(trace, s) for s in range(1, 7)]
+            batch.append(finished(trace, 7))
+        for start in range(0, len(batch), 1000):
+            await gql.append_ok(batch[start : start + 1000])
+        await _digests(gql, len(batch))
+        return str((await gql.data(REBUILD))["requestReplay"]["replay"]["replayId"])
+
+    async def rebuild_all(
+        pairs: list[tuple[httpx.AsyncClient, str]], kill: int | None = None
+    ) -> list[dict[str, Any]]:
+        gqls = [GraphQLClient(http, token) for http, token in pairs]
+        try:
+            runs = [await seed_and_rebuild(t, g) for t, g in zip(tenants, gqls, strict=True)]
+            if kill is not None:
+                os.kill(kill, signal.SIGKILL)
+            return [await _settle(g, r, within=120) for g, r in zip(gqls, runs, strict=True)]
+        finally:
+            for http, _ in pairs:
+                await http.aclose()
+
+    before = _children(worker.popen.pid)
+    states = asyncio.run(rebuild_all([client(server, settings, t) for t in tenants]))
+    assert all(s["status"] == "COMPLETED" for s in states), states
+    used = {p: _children(worker.popen.pid).get(p, 0.0) - before[p] for p in workers}
+    # Six 4000-event rebuilds are seconds of Python work: both processes took some.
+    assert min(used.values()) > 0.25 * max(used.values()), used
+
+    tenants[:] = [new_tenant() for _ in range(6)]
+    pairs = [client(server, settings, t) for t in tenants]
+    states = asyncio.run(rebuild_all(pairs, kill=workers[0]))
+    assert all(s["status"] == "COMPLETED" for s in states), states
+    replaced = _wait_children(worker.popen.pid, 2, without={workers[0]})
+    assert workers[1] in replaced and workers[0] not in replaced, replaced
+    assert "worker process 0 exited (-9); restarting" in worker.output()
+
+    assert worker.stop(timeout=40) == 0, worker.output()
+    assert not _children(worker.popen.pid)
