@@ -11,6 +11,7 @@ import sys
 from bench.environment import ROOT, bench_settings, machine, postgres_version
 from bench.ingest import bench_ingest
 from bench.live import bench_live
+from bench.precedent import bench_precedent
 from bench.projection import bench_projection
 from bench.report import render
 from bench.storage import bench_storage
@@ -20,13 +21,14 @@ RESULTS = ROOT / "bench-results" / "latest.json"
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("only", nargs="*", help="subset: ingest, projection, live, storage")
+    sections = "ingest, projection, live, storage, precedent"
+    parser.add_argument("only", nargs="*", help=f"subset: {sections}")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each run")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--events", type=int, default=100_000, help="events to rebuild")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    wanted = set(args.only) or {"ingest", "projection", "live", "storage"}
+    wanted = set(args.only) or {"ingest", "projection", "live", "storage", "precedent"}
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with bench_settings() as settings:
         results["machine"] = machine() | {
@@ -42,6 +44,9 @@ def main() -> int:
         if "live" in wanted:
             print("live ...", flush=True)
             results["live"] = bench_live(settings, args.workers)
+        if "precedent" in wanted:
+            print("precedent ...", flush=True)
+            results["precedent"] = bench_precedent(settings)
         if "storage" in wanted:
             print("storage ...", flush=True)
             results["storage"] = bench_storage(settings)

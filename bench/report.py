@@ -241,6 +241,23 @@ def render(results: dict[str, Any]) -> str:
             "lands in the p99 of any row, the single subscriber's included, which is why every "
             "run is shown.\n",
         ]
+    precedent = results.get("precedent")
+    if precedent:
+        query = precedent["query"]
+        out += [
+            "\n## Scored precedent\n",
+            _when(precedent),
+            f"One tenant with {precedent['traces']} finished traces ({precedent['events']} "
+            "events: the evaluation set's generator, `fixtures/precedent_eval`, scaled up), "
+            "appended through the log's append path. The case projection folded them at "
+            f"**{precedent['fold_events_per_s']} events/s** (one process). Then "
+            f"`scoredPrecedents(traceId:, first: 10)` over HTTP against `decisiongraph serve`, "
+            f"{query['queries']} sequential queries of random traces, each scoring all "
+            f"{query['candidates']} cases: **p50 {query['p50_ms']} ms, p99 {query['p99_ms']} "
+            "ms** (goal: p99 under 50 ms). The first query of a tenant in a server process "
+            f"loads its index from the projection: {query['cold_ms']} ms, not in the "
+            "percentiles.\n",
+        ]
     storage = results.get("storage")
     if storage:
         out += [

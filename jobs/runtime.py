@@ -16,6 +16,7 @@ from server.settings import Settings
 from server.store.audit import PostgresAudit
 from server.store.database import create_pool
 from server.store.event_log import PostgresEventLog
+from server.store.precedent_cases import PostgresPrecedentCases
 from server.store.projections import PostgresProjections
 from server.store.replays import PostgresReplays
 
@@ -26,6 +27,7 @@ class WorkerRuntime:
     pool: asyncpg.Pool
     log: PostgresEventLog
     projections: PostgresProjections
+    cases: PostgresPrecedentCases
     replays: PostgresReplays
     audit: PostgresAudit
     jobs: JobQueue
@@ -59,6 +61,7 @@ class WorkerRuntime:
             pool=pool,
             log=PostgresEventLog(pool),
             projections=PostgresProjections(pool, settings.projection_batch_size),
+            cases=PostgresPrecedentCases(pool),
             replays=PostgresReplays(pool),
             audit=PostgresAudit(pool),
             jobs=JobQueue(redis, channels),

@@ -25,7 +25,7 @@ from jobs.runtime import WorkerRuntime
 from server.pubsub.channels import Channels
 from server.pubsub.connection import redis_client
 from server.pubsub.queue import CATCH_UP, HEALTH_CHECK_SUFFIX, RUN_REPLAY
-from server.service import projection, replay, workflows
+from server.service import precedent_cases, projection, replay, workflows
 from server.settings import Settings
 from server.store.replays import REPLAYS_AT_ONCE
 
@@ -40,6 +40,7 @@ SWEEP_BUDGET_SECONDS: Final = 2.0
 async def catch_up(ctx: dict[str, Any], tenant_id: str) -> int:
     runtime: WorkerRuntime = ctx["runtime"]
     result = await projection.catch_up(runtime.projections, runtime.announcer, tenant_id)
+    await precedent_cases.catch_up(runtime.cases, tenant_id)
     if result.failure is not None:
         _log.warning(
             "projection of %s stopped at log_seq %s: %s",
@@ -67,6 +68,8 @@ async def sweep_once(runtime: WorkerRuntime) -> None:
         await projection.catch_up(
             runtime.projections, runtime.announcer, tenant_id, budget_seconds=SWEEP_BUDGET_SECONDS
         )
+    for tenant_id in await runtime.cases.lagging_tenants():
+        await precedent_cases.catch_up(runtime.cases, tenant_id, SWEEP_BUDGET_SECONDS)
     for orphan in await runtime.replays.claim_orphans(ORPHAN_AFTER_SECONDS):
         _log.info("resuming replay %s (attempt %s)", orphan.replay_id, orphan.attempts)
         await runtime.jobs.replay(orphan.replay_id, orphan.attempts)

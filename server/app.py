@@ -24,11 +24,13 @@ from server.pubsub.queue import JobQueue
 from server.pubsub.rate_limiter import RedisRateLimiter
 from server.service.clock import SystemClock
 from server.service.live import LiveFeeds
+from server.service.scored_precedent import ScoredPrecedents
 from server.settings import Settings
 from server.store.api_keys import PostgresKeyStore
 from server.store.audit import PostgresAudit
 from server.store.database import create_pool
 from server.store.event_log import PostgresEventLog
+from server.store.precedent_cases import PostgresPrecedentCases
 from server.store.projections import PostgresProjections
 from server.store.replays import PostgresReplays
 
@@ -126,6 +128,7 @@ def create_app(settings: Settings) -> Litestar:
             hub=hub,
             workflows=projections.workflows,
             rate_limiter=RedisRateLimiter(redis, settings.namespace, settings.rate_limits),
+            precedent=ScoredPrecedents(PostgresPrecedentCases(pool), log),
         )
         try:
             yield

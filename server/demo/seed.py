@@ -35,13 +35,15 @@ from server.pubsub.announcer import RedisAnnouncer
 from server.pubsub.channels import Channels
 from server.pubsub.connection import redis_client
 from server.pubsub.queue import JobQueue
-from server.service import projection
+from server.service import precedent_cases, projection
 from server.service import workflows as workflow_service
 from server.service.append import append_events
 from server.service.clock import SystemClock
+from server.service.scored_precedent import ScoredPrecedents
 from server.settings import Settings
 from server.store.database import create_pool
 from server.store.event_log import PostgresEventLog
+from server.store.precedent_cases import PostgresPrecedentCases
 from server.store.projections import PostgresProjections
 
 SEED_PROFILE: Final = "release_demo"
@@ -94,6 +96,8 @@ async def seed_release_demo(settings: Settings, tenant_id: str = "release-demo")
         if outcome.errors:
             raise RuntimeError(f"release demo refused: {outcome.errors[0]}")
         await projection.catch_up_to_end(projections, log, announcer, tenant_id)
+        cases = PostgresPrecedentCases(pool)
+        await precedent_cases.catch_up(cases, tenant_id)
         deps = workflow_service.Deps(
             log=log,
             projections=projections,
@@ -104,6 +108,7 @@ async def seed_release_demo(settings: Settings, tenant_id: str = "release-demo")
         )
         await workflow_service.run_timers(deps)
         report = await _report(deps, tenant_id)
+        report["scored_precedent"] = await _scored(ScoredPrecedents(cases, log), tenant_id)
     finally:
         await announcer.stop()
         await redis.aclose()
@@ -190,6 +195,24 @@ async def _report(deps: workflow_service.Deps, tenant_id: str) -> dict[str, Any]
     }
 
 
+async def _scored(scorer: ScoredPrecedents, tenant_id: str) -> dict[str, Any]:
+    """The live trace's scored precedent, as the review screen shows it."""
+    ranked = await scorer.rank(tenant_id, LIVE, 3)
+    return {
+        "trace_id": LIVE,
+        "results": [
+            {
+                "trace_id": s.case.trace_id,
+                "score": s.score,
+                "decision": s.case.decision,
+                "explanation": [m.detail for m in s.matches],
+            }
+            for s in ranked.results
+        ],
+        "warnings": [w.message for w in ranked.warnings],
+    }
+
+
 def _full(digests: dict[str, str]) -> str:
     return full_digest(digests[CONTEXT_GRAPH], digests[TRACE_SUMMARY], digests[PRECEDENT_INDEX])
 
@@ -206,6 +229,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"  incident_review_workflow_id: {report['review_workflow']['workflow_id']}",
         f"  open_workflows: {report['workflow_inbox']['open_count']}",
     ]
+    scored = report.get("scored_precedent")
+    if scored and scored["results"]:
+        best = scored["results"][0]
+        lines.append(
+            f"  scored precedent for {scored['trace_id']}: {best['trace_id']} "
+            f"(score {best['score']:.2f}; {'; '.join(best['explanation'][:4])})"
+        )
     lines += [f"  console {name}: {path}" for name, path in report["console_paths"].items()]
     lines += [f"  api {name}: {operation}" for name, operation in report["api_examples"].items()]
     return lines

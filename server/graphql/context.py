@@ -24,6 +24,7 @@ from server.service.ports import (
     Replays,
     Workflows,
 )
+from server.service.scored_precedent import ScoredPrecedents
 from server.settings import Settings
 from server.store.api_keys import PostgresKeyStore
 
@@ -49,6 +50,7 @@ class Services:
     hub: NoticeHub
     workflows: Workflows
     rate_limiter: RateLimiter
+    precedent: ScoredPrecedents
 
     @property
     def limits(self) -> Limits:

@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 from server.graphql.errors import process_errors
 from server.graphql.fast_inputs import FastInputExecutionContext
 from server.graphql.live.resolvers import LiveSubscription
+from server.graphql.precedent.resolvers import PrecedentQuery
 from server.graphql.projections.resolvers import ProjectionQuery
 from server.graphql.replays.resolvers import ReplayMutation, ReplayQuery
 from server.graphql.scalars import SCALAR_MAP
@@ -26,7 +27,7 @@ from server.graphql.workflows.resolvers import (
 
 
 @strawberry.type
-class Query(TraceQuery, ProjectionQuery, ReplayQuery, WorkflowQuery, StatusQuery):
+class Query(TraceQuery, ProjectionQuery, PrecedentQuery, ReplayQuery, WorkflowQuery, StatusQuery):
     pass
 
 

@@ -13,6 +13,7 @@ from server.core.bulk_projection import BulkOutcome
 from server.core.envelope import StoredEvent
 from server.core.graph import EdgeRow, NodeRow
 from server.core.graph_query import EdgeCursor, EdgeRef
+from server.core.precedent_cases import Case
 from server.core.precedent_query import PrecedentHit, PrecedentQuery
 from server.core.projection_batch import BatchReport, FailureRecord
 from server.core.rate_limit import Admission, Scope
@@ -201,6 +202,20 @@ class Projections(Protocol):
     async def drop_scope(self, scope: str) -> None: ...
 
     async def lagging_tenants(self) -> list[tuple[str, int]]: ...
+
+
+class PrecedentCases(Protocol):
+    """The precedent case projection (store/precedent_cases.py)."""
+
+    async def catch_up(self, tenant_id: str) -> tuple[int, bool]: ...
+
+    async def cursor(self, tenant_id: str) -> int: ...
+
+    async def finished_since(self, tenant_id: str, position: int, limit: int) -> list[Case]: ...
+
+    async def lagging_tenants(self) -> list[str]: ...
+
+    async def reset(self, tenant_id: str) -> None: ...
 
 
 class Replays(Protocol):

@@ -14,6 +14,7 @@ from server.core.precedent_query import PrecedentHit
 from server.core.workflow import ActionRow, NotificationRow, Simulation, Template, WorkflowItem
 from server.graphql.context import services_of
 from server.graphql.errors import UserError
+from server.graphql.precedent.types import ScoredPrecedents, ranked_of
 from server.graphql.projections.types import Precedent, precedent_of
 from server.graphql.relay import PageInfo
 from server.graphql.scalars import JSON, Long
@@ -337,6 +338,14 @@ class Workflow:
     async def precedents(self, info: Info[Any, Any]) -> list[Precedent]:
         _, hits = await service.simulation(deps_of(info), self.tenant_id, self.item.trace_id)
         return [precedent_of(h) for h in hits]
+
+    @strawberry.field(
+        description="Scored precedent for this workflow's trace, with a warning for each "
+        "decision that would go against the strongest precedent (docs/precedent.md)."
+    )
+    async def scored_precedents(self, info: Info[Any, Any], first: int = 5) -> ScoredPrecedents:
+        ranked = await services_of(info).precedent.rank(self.tenant_id, self.item.trace_id, first)
+        return ranked_of(ranked)
 
     @strawberry.field(description="The studio's dry run for this workflow's trace.")
     async def simulation(self, info: Info[Any, Any]) -> PolicySimulation:
