@@ -138,6 +138,18 @@ async def _digests(http: httpx.AsyncClient, token: str, tenant: str, n: int) -> 
                 raise
 
 
+CASES = """query($t: String!) { scoredPrecedents(traceId: $t, first: 1) { indexedTo } }"""
+
+
+async def _cases(http: httpx.AsyncClient, token: str, tenant: str, n: int) -> None:
+    deadline = time.monotonic() + 600
+    while True:
+        data = await _gql(http, token, tenant, CASES, {"t": f"{tenant}-0"})
+        if data["scoredPrecedents"]["indexedTo"] >= n or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.1)
+
+
 async def _replays(
     http: httpx.AsyncClient, token: str, tenants: list[str], mode: str
 ) -> list[dict[str, Any]]:
@@ -178,6 +190,8 @@ async def rebuild_and_verify(
     per_tenant = events // len(tenants)
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
         before = [await _digests(http, token, t, per_tenant) for t in tenants]
+        for tenant in tenants:  # the worker is idle once the case projection caught up too
+            await _cases(http, token, tenant, per_tenant)
         rebuilt = _span(await _replays(http, token, tenants, "REBUILD"), events)
         after = [await _digests(http, token, t, per_tenant) for t in tenants]
         stop = asyncio.Event()

@@ -25,18 +25,26 @@ same host and data, in-process, the old path (reset + incremental catch-up) did 
 events/s and the bulk path 26-30k (50k-event tenant, 2026-12-06); the write floor is no
 longer what bounds it.
 
-What bounds it now is Python CPU per event, on one core while PostgreSQL uses the other.
+What bounded it next was Python CPU per event, on one core while PostgreSQL used the other.
 py-spy of a bulk rebuild (samples of the rebuild itself): decoding rows and payloads 24%,
 the spec's payload-hash check 19% (msgspec encoding + SHA-256; the float probe is skipped
 for payloads a float-refusing decoder already read), graph emission 24%, C3 fragments and
-COPY records 21%, COPY and socket I/O 12%. That is about 18 us per event, a ceiling near
-55k events/s for one process, and in the bench's scenario each tenant adds a fixed ~0.1 s
-(shadow DDL, twelve index builds, the swap), which at 10k events per tenant costs a third
-of the rate. On a host whose raw read is ~240k rows/s, 30% (72k events/s) needs either
-several projecting processes (the log split by trace; nodes deduplicated by first position
-in SQL; about 1.6 cores of Python are available next to PostgreSQL on 2 cores) or fewer
-Python instructions per event (decoding straight from the binary row, fragments built
-without per-field escaping for ASCII-safe ids). Neither is in this release.
+COPY records 21%, COPY and socket I/O 12%. So (2026-12-06, second session) the worker runs
+one process per core (`worker --processes N`), and replay runs queue apart from catch-ups
+so that each process takes only the two it runs at once: the ten tenants' runs spread over
+both cores. Same bench, one worker process then two: 41.8-44.9k then 53.0-54.2k events/s
+on the host PostgreSQL (three runs each).
+
+What bounds it now is the machine. In-process, the CPU time of REBUILDing the bench's
+100k events, measured from /proc: Python 1.04-1.17 core-seconds, PostgreSQL (COPY, index
+builds, swap, the read) 0.94-1.53 core-seconds: about 2.1-2.6 core-seconds, on 2 cores a
+floor near 1.05-1.3 s (77-95k events/s) even with no wait anywhere. A raw read of ~275-330k
+rows/s puts 30% at 83-99k events/s, at or above that floor; and twice the write floor
+(PostgreSQL alone re-inserting the rows, 45-79k events/s, a figure that varies as much as
+the host does) is beyond it. Reaching either on 2 cores needs fewer instructions per event
+on both sides, not more overlap: rows without their stored C3 `fragment` column (edges are
+1 KB/event, half of it the fragment; digests would build fragments from the columns), and
+decoding straight from the binary row. Neither is in this release.
 """
 
 
@@ -185,7 +193,8 @@ def render(results: dict[str, Any]) -> str:
             "\n## Projections\n",
             _when(projection),
             f"REBUILD (all three projections) of {rebuild['events']} events (10 tenants, 2 traces "
-            "each), one replay per tenant requested at once and run by one worker process, "
+            "each), one replay per tenant requested at once and run by "
+            f"`worker --processes {projection.get('worker_processes', 1)}`, "
             "timed from the first run's start to the last one's end: "
             f"**{rebuild['events_per_s']} events/s** ({rebuild['seconds']} s); every digest "
             f"equal to the incremental projection's: {projection.get('digests_identical')}. "
