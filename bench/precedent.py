@@ -21,6 +21,11 @@ from server.store.database import create_pool
 from server.store.event_log import PostgresEventLog
 from server.store.precedent_cases import PostgresPrecedentCases
 
+SIMULATE = """mutation { simulatePolicy(policyId: "discount-cap", reason: "bench",
+  rules: [{fact: "discount_pct", op: GT, value: 20}]) {
+  simulation { simulationId status } errors { code message } } }"""
+RUN = """query($id: String!) { policySimulationRun(simulationId: $id) { status processed
+  summary { evaluated flipped } } }"""
 QUERY = """query($t: String!) { scoredPrecedents(traceId: $t, first: 10) {
   candidates results { traceId score } } }"""
 
@@ -59,6 +64,29 @@ async def _queries(url: str, token: str, tenant: str, traces: list[str]) -> dict
             "p99_ms": round(percentile(latencies, 99), 1)}  # fmt: skip
 
 
+async def _simulation(url: str, token: str, tenant: str) -> dict[str, Any]:
+    """simulatePolicy over every case, run by the worker: request to COMPLETED."""
+    headers = {"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant}
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers) as http:
+        began = time.perf_counter()
+        body = (await http.post("/graphql", json={"query": SIMULATE})).json()
+        run = body["data"]["simulatePolicy"]["simulation"]
+        assert run is not None, body
+        while True:
+            request = {"query": RUN, "variables": {"id": run["simulationId"]}}
+            state = (await http.post("/graphql", json=request)).json()["data"]
+            state = state["policySimulationRun"]
+            if state["status"] in ("COMPLETED", "FAILED"):
+                break
+            await asyncio.sleep(0.02)
+        seconds = time.perf_counter() - began
+    assert state["status"] == "COMPLETED", state
+    evaluated = state["summary"]["evaluated"]
+    return {"evaluated": evaluated, "flipped": state["summary"]["flipped"],
+            "seconds": round(seconds, 2),
+            "decisions_per_s": round(evaluated / seconds)}  # fmt: skip
+
+
 def bench_precedent(settings: Settings, traces: int = 100_000) -> dict[str, Any]:
     tenant = f"precedent-{uuid.uuid4().hex[:6]}"
     events, _ = generate(traces // MEMBERS)
@@ -71,9 +99,12 @@ def bench_precedent(settings: Settings, traces: int = 100_000) -> dict[str, Any]
     env = env_for(settings, DG_HTTP_PORT=str(port))
     ids = sorted({e["traceId"] for e in events})
     sample = random.Random(7).sample(ids, 301)
-    with process(["serve"], env, ready_url=f"{url}/healthz"):
+    with process(["serve"], env, ready_url=f"{url}/healthz"), process(["worker"], env):
         latency = asyncio.run(_queries(url, token, tenant, sample))
+        simulation = asyncio.run(_simulation(url, token, tenant))
     print(f"  scored precedent: p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms over "
           f"{latency['candidates']} cases (cold {latency['cold_ms']} ms)", flush=True)  # fmt: skip
+    print(f"  policy simulation: {simulation['decisions_per_s']} decisions/s "
+          f"({simulation['evaluated']} in {simulation['seconds']} s)", flush=True)  # fmt: skip
     return {"traces": traces, "events": len(events), "fold_events_per_s": round(fold_rate),
-            "query": latency}  # fmt: skip
+            "query": latency, "simulation": simulation}  # fmt: skip

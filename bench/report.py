@@ -267,6 +267,15 @@ def render(results: dict[str, Any]) -> str:
             f"loads its index from the projection: {query['cold_ms']} ms, not in the "
             "percentiles.\n",
         ]
+        simulation = precedent.get("simulation")
+        if simulation:
+            out.append(
+                "\nPolicy simulation over the same tenant (`simulatePolicy`, one threshold "
+                "rule, queued to a worker process because the tenant is large), timed from "
+                f"the request to COMPLETED: {simulation['evaluated']} recorded decisions "
+                f"re-judged in {simulation['seconds']} s, **{simulation['decisions_per_s']} "
+                f"decisions/s** ({simulation['flipped']} flips).\n"
+            )
     storage = results.get("storage")
     if storage:
         out += [

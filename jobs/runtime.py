@@ -16,6 +16,7 @@ from server.settings import Settings
 from server.store.audit import PostgresAudit
 from server.store.database import create_pool
 from server.store.event_log import PostgresEventLog
+from server.store.policy_simulations import PostgresSimulations
 from server.store.precedent_cases import PostgresPrecedentCases
 from server.store.projections import PostgresProjections
 from server.store.replays import PostgresReplays
@@ -28,6 +29,7 @@ class WorkerRuntime:
     log: PostgresEventLog
     projections: PostgresProjections
     cases: PostgresPrecedentCases
+    simulations: PostgresSimulations
     replays: PostgresReplays
     audit: PostgresAudit
     jobs: JobQueue
@@ -62,6 +64,7 @@ class WorkerRuntime:
             log=PostgresEventLog(pool),
             projections=PostgresProjections(pool, settings.projection_batch_size),
             cases=PostgresPrecedentCases(pool),
+            simulations=PostgresSimulations(pool),
             replays=PostgresReplays(pool),
             audit=PostgresAudit(pool),
             jobs=JobQueue(redis, channels),

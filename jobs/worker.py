@@ -24,8 +24,8 @@ from redis.exceptions import RedisError
 from jobs.runtime import WorkerRuntime
 from server.pubsub.channels import Channels
 from server.pubsub.connection import redis_client
-from server.pubsub.queue import CATCH_UP, HEALTH_CHECK_SUFFIX, RUN_REPLAY
-from server.service import precedent_cases, projection, replay, workflows
+from server.pubsub.queue import CATCH_UP, HEALTH_CHECK_SUFFIX, RUN_REPLAY, RUN_SIMULATION
+from server.service import policy_simulation, precedent_cases, projection, replay, workflows
 from server.settings import Settings
 from server.store.replays import REPLAYS_AT_ONCE
 
@@ -57,6 +57,14 @@ async def run_replay(ctx: dict[str, Any], replay_id: str) -> str | None:
         runtime.replays, runtime.projections, runtime.log, runtime.announcer, replay_id
     )
     return record.status if record else None
+
+
+async def run_simulation(ctx: dict[str, Any], simulation_id: str) -> str:
+    runtime: WorkerRuntime = ctx["runtime"]
+    record = await policy_simulation.run(
+        runtime.simulations, runtime.cases, runtime.announcer, simulation_id
+    )
+    return record.status
 
 
 async def sweep_once(runtime: WorkerRuntime) -> None:
@@ -176,7 +184,8 @@ def build_workers(
         ),
         DecisionGraphWorker(
             functions=[
-                func(run_replay, name=RUN_REPLAY, timeout=6 * 3600, keep_result=0, max_tries=3)
+                func(run_replay, name=RUN_REPLAY, timeout=6 * 3600, keep_result=0, max_tries=3),
+                func(run_simulation, name=RUN_SIMULATION, timeout=3600, keep_result=0, max_tries=3),
             ],
             queue_name=channels.replay_queue,
             health_check_key=channels.replay_queue + HEALTH_CHECK_SUFFIX,

@@ -30,6 +30,7 @@ from server.store.api_keys import PostgresKeyStore
 from server.store.audit import PostgresAudit
 from server.store.database import create_pool
 from server.store.event_log import PostgresEventLog
+from server.store.policy_simulations import PostgresSimulations
 from server.store.precedent_cases import PostgresPrecedentCases
 from server.store.projections import PostgresProjections
 from server.store.replays import PostgresReplays
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> Litestar:
         hub.start()
         log = PostgresEventLog(pool)
         projections = PostgresProjections(pool, settings.projection_batch_size)
+        cases = PostgresPrecedentCases(pool)
         feeds = LiveFeeds(log, hub, slow_consumer_seconds=settings.slow_consumer_seconds)
         app.state.pool = pool
         app.state.redis = redis
@@ -128,7 +130,9 @@ def create_app(settings: Settings) -> Litestar:
             hub=hub,
             workflows=projections.workflows,
             rate_limiter=RedisRateLimiter(redis, settings.namespace, settings.rate_limits),
-            precedent=ScoredPrecedents(PostgresPrecedentCases(pool), log),
+            precedent=ScoredPrecedents(cases, log),
+            cases=cases,
+            simulations=PostgresSimulations(pool),
         )
         try:
             yield

@@ -136,7 +136,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo_seed(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from server.demo.seed import seed_release_demo, summary_lines
+    from server.demo.seed import scored_precedent_lines, seed_release_demo, summary_lines
 
     settings = resolve_services(settings)
     migrate_database(settings)
@@ -144,6 +144,7 @@ def cmd_demo_seed(settings: Settings, args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     print("\n".join(summary_lines(report)))
+    print("\n".join(asyncio.run(scored_precedent_lines(settings, args.tenant))))
     return 0
 
 

@@ -39,6 +39,7 @@ class Settings:
     http_port: int = 8000
     http_workers: int = 1
     worker_processes: int = 1
+    simulation_inline_cases: int = 5000
     ui_port: int = 8080
     namespace: str = "dg"
     api_url: str | None = None
@@ -71,6 +72,7 @@ class Settings:
             http_port=_int(environ, "DG_HTTP_PORT", 8000),
             http_workers=_int(environ, "DG_HTTP_WORKERS", 1),
             worker_processes=_int(environ, "DG_WORKER_PROCESSES", 1),
+            simulation_inline_cases=_int(environ, "DG_SIMULATION_INLINE_CASES", 5000),
             ui_port=_int(environ, "DG_UI_PORT", 8080),
             namespace=environ.get("DG_NAMESPACE") or "dg",
             api_url=environ.get("DG_API_URL") or None,

@@ -18,7 +18,17 @@ from ui import theme
 from ui.api import ApiError, ConsoleApi, Viewer, sign_in
 from ui.config import ConsoleConfig
 from ui.page import VIEWS, Page
-from ui.views import graph, inbox, overview, precedents, replays, status, stream, traces
+from ui.views import (
+    graph,
+    inbox,
+    overview,
+    precedents,
+    replays,
+    simulation,
+    status,
+    stream,
+    traces,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -29,6 +39,7 @@ RENDERERS: dict[str, Callable[[Page], Awaitable[None]]] = {
     "precedents": precedents.render,
     "inbox": inbox.render,
     "replays": replays.render,
+    "simulation": simulation.render,
     "stream": stream.render,
     "status": status.render,
 }

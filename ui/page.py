@@ -25,6 +25,7 @@ VIEWS = {
     "precedents": ("Precedents", "compare_arrows"),
     "inbox": ("Review inbox", "inbox"),
     "replays": ("Replays", "replay"),
+    "simulation": ("Policy simulation", "science"),
     "stream": ("Live stream", "bolt"),
     "status": ("Status", "monitor_heart"),
 }

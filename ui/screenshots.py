@@ -33,6 +33,7 @@ SCREENS = [
      "&compare=trace-precedent-renewal-001", "trace-precedent-renewal-001"),
     ("inbox", f"/?tenant={TENANT}&trace_id={LIVE}&workflow_id={LIVE_WORKFLOW}", "Decide"),
     ("replays", f"/?tenant={TENANT}&view=replays", "Runs"),
+    ("simulation", f"/?tenant={TENANT}&view=simulation", "flipped"),
     ("stream", f"/?tenant={TENANT}&view=stream", "seq 22"),
     ("status", f"/?tenant={TENANT}&view=status", "Environment"),
 ]  # fmt: skip
@@ -45,6 +46,18 @@ WALKTHROUGH = [
     ("6-commit", f"/?tenant={TENANT}&view=traces&trace_id={LIVE}", "ActionCommitted"),
     ("7-replay", f"/?tenant={TENANT}&view=replays", "match"),
 ]
+
+
+async def _simulate(api: str, token: str) -> None:
+    """A policy simulation run for the Policy simulation screen: a cap at 30% instead."""
+    from decisiongraph.sdk import DecisionGraphClient
+
+    async with DecisionGraphClient(api, token, TENANT) as dg:
+        await dg.execute(
+            """mutation { simulatePolicy(policyId: "discount-cap", reason: "docs screenshot",
+               rules: [{fact: "requested_discount_pct", op: GT, value: 30}]) {
+               errors { code } } }"""
+        )
 
 
 async def _decide_commit_verify(api: str, token: str) -> None:
@@ -170,6 +183,7 @@ def main() -> int:
                 browser.save_screenshot(str(folder / f"{name}.png"))
                 print(f"captured {name}")
 
+            asyncio.run(_simulate(api, token))
             for name, path, marker in SCREENS[1:]:
                 capture(name, path, marker, OUT)
             asyncio.run(_decide_commit_verify(api, token))

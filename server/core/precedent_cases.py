@@ -47,8 +47,9 @@ INCIDENT_REVIEW: Final = "incident_review"
 Fact = float | str | bool
 
 
-class Case(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
-    """One trace as a decision. Entities are "type:id"; policies "id@version"."""
+class Case(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One trace as a decision. Entities are "type:id"; policies "id@version". Stored as
+    a JSON object without its defaults, so a field added later reads old rows."""
 
     trace_id: str
     workflow: str = ""
@@ -60,6 +61,7 @@ class Case(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     codes: tuple[str, ...] = ()
     decision: str | None = None  # the last ApprovalRecorded decision
     policy_decision: str | None = None  # the last PolicyEvaluated decision
+    policy_decisions: dict[str, str] = {}  # policy id -> its last PolicyEvaluated decision
     committed: bool = False
     outcome: str | None = None  # TraceFinished.outcome
     incident: bool = False
@@ -120,6 +122,8 @@ def fold_case(case: Case | None, event: StoredEvent) -> Case:
             changes["codes"] = _add(base.codes, [c if isinstance(c, str) else None for c in codes])
             decision = payload.get("decision")
             changes["policy_decision"] = decision if isinstance(decision, str) else None
+            if isinstance(decision, str) and isinstance(pid, str) and pid:
+                changes["policy_decisions"] = base.policy_decisions | {pid: decision}
     elif kind == APPROVAL_RECORDED:
         decision = payload.get("decision")
         changes["decision"] = decision if isinstance(decision, str) else base.decision

@@ -108,7 +108,6 @@ async def seed_release_demo(settings: Settings, tenant_id: str = "release-demo")
         )
         await workflow_service.run_timers(deps)
         report = await _report(deps, tenant_id)
-        report["scored_precedent"] = await _scored(ScoredPrecedents(cases, log), tenant_id)
     finally:
         await announcer.stop()
         await redis.aclose()
@@ -195,22 +194,24 @@ async def _report(deps: workflow_service.Deps, tenant_id: str) -> dict[str, Any]
     }
 
 
-async def _scored(scorer: ScoredPrecedents, tenant_id: str) -> dict[str, Any]:
-    """The live trace's scored precedent, as the review screen shows it."""
-    ranked = await scorer.rank(tenant_id, LIVE, 3)
-    return {
-        "trace_id": LIVE,
-        "results": [
-            {
-                "trace_id": s.case.trace_id,
-                "score": s.score,
-                "decision": s.case.decision,
-                "explanation": [m.detail for m in s.matches],
-            }
-            for s in ranked.results
-        ],
-        "warnings": [w.message for w in ranked.warnings],
-    }
+async def scored_precedent_lines(settings: Settings, tenant_id: str) -> list[str]:
+    """The live trace's scored precedent as `demo seed` prints it (the report JSON keeps
+    to the spec's keys): the best case, its score and why it matched."""
+    pool = await create_pool(settings.require_database_url, size=2, application_name="dg-seed")
+    try:
+        scorer = ScoredPrecedents(PostgresPrecedentCases(pool), PostgresEventLog(pool))
+        ranked = await scorer.rank(tenant_id, LIVE, 3)
+    finally:
+        await pool.close()
+    lines = [f"  scored precedent for {LIVE}:"]
+    for scored in ranked.results:
+        why = "; ".join(m.detail for m in scored.matches)
+        lines.append(
+            f"    {scored.case.trace_id} score {scored.score:.2f} "
+            f"({scored.case.decision or 'undecided'}): {why}"
+        )
+    lines += [f"    warning: {w.message}" for w in ranked.warnings]
+    return lines
 
 
 def _full(digests: dict[str, str]) -> str:
@@ -229,13 +230,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"  incident_review_workflow_id: {report['review_workflow']['workflow_id']}",
         f"  open_workflows: {report['workflow_inbox']['open_count']}",
     ]
-    scored = report.get("scored_precedent")
-    if scored and scored["results"]:
-        best = scored["results"][0]
-        lines.append(
-            f"  scored precedent for {scored['trace_id']}: {best['trace_id']} "
-            f"(score {best['score']:.2f}; {'; '.join(best['explanation'][:4])})"
-        )
+
     lines += [f"  console {name}: {path}" for name, path in report["console_paths"].items()]
     lines += [f"  api {name}: {operation}" for name, operation in report["api_examples"].items()]
     return lines

@@ -13,11 +13,13 @@ from server.core.errors import unauthorized
 from server.core.validation import Limits
 from server.pubsub.hub import NoticeHub
 from server.service.live import LiveFeeds
+from server.service.policy_simulation import Simulations
 from server.service.ports import (
     Audit,
     Clock,
     EventLog,
     Jobs,
+    PrecedentCases,
     Projections,
     Publisher,
     RateLimiter,
@@ -51,6 +53,8 @@ class Services:
     workflows: Workflows
     rate_limiter: RateLimiter
     precedent: ScoredPrecedents
+    cases: PrecedentCases
+    simulations: Simulations
 
     @property
     def limits(self) -> Limits:
@@ -66,6 +70,12 @@ class DGContext(BaseContext, kw_only=True):
 def context_of(info: Info[Any, Any]) -> DGContext:
     context: DGContext = info.context
     return context
+
+
+def key_id_of(info: Info[Any, Any]) -> str:
+    """The calling key's id, as audit records name it."""
+    principal = context_of(info).principal
+    return principal.key_id if principal else "anonymous"
 
 
 def services_of(info: Info[Any, Any]) -> Services:

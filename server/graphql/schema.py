@@ -17,6 +17,7 @@ from server.graphql.precedent.resolvers import PrecedentQuery
 from server.graphql.projections.resolvers import ProjectionQuery
 from server.graphql.replays.resolvers import ReplayMutation, ReplayQuery
 from server.graphql.scalars import SCALAR_MAP
+from server.graphql.simulation.resolvers import SimulationMutation, SimulationQuery
 from server.graphql.status.resolvers import StatusQuery
 from server.graphql.traces.resolvers import TraceMutation, TraceQuery
 from server.graphql.workflows.resolvers import (
@@ -27,12 +28,20 @@ from server.graphql.workflows.resolvers import (
 
 
 @strawberry.type
-class Query(TraceQuery, ProjectionQuery, PrecedentQuery, ReplayQuery, WorkflowQuery, StatusQuery):
+class Query(
+    TraceQuery,
+    ProjectionQuery,
+    PrecedentQuery,
+    SimulationQuery,
+    ReplayQuery,
+    WorkflowQuery,
+    StatusQuery,
+):
     pass
 
 
 @strawberry.type
-class Mutation(TraceMutation, ReplayMutation, WorkflowMutation):
+class Mutation(TraceMutation, ReplayMutation, WorkflowMutation, SimulationMutation):
     pass
 
 

@@ -10,6 +10,7 @@ from server.pubsub.channels import Channels
 
 CATCH_UP: Final = "catch_up"
 RUN_REPLAY: Final = "run_replay"
+RUN_SIMULATION: Final = "run_simulation"
 HEALTH_CHECK_SUFFIX: Final = ":health-check"
 
 
@@ -34,6 +35,15 @@ class JobQueue:
             RUN_REPLAY,
             replay_id,
             _job_id=f"{RUN_REPLAY}:{replay_id}:{attempt}",
+            _queue_name=self._channels.replay_queue,
+        )
+
+    async def simulation(self, simulation_id: str) -> None:
+        """Policy simulations share the replay queue: both are long and CPU-bound."""
+        await self._redis.enqueue_job(
+            RUN_SIMULATION,
+            simulation_id,
+            _job_id=f"{RUN_SIMULATION}:{simulation_id}",
             _queue_name=self._channels.replay_queue,
         )
 

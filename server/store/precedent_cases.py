@@ -89,6 +89,13 @@ class PostgresPrecedentCases:
             rows = await conn.fetch(_FINISHED, tenant_id, position, limit)
         return [decode_case(r["case_json"]) for r in rows]
 
+    async def count_finished(self, tenant_id: str) -> int:
+        async with self._pool.acquire() as conn:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM dg_precedent_cases WHERE scope = $1 AND finished", tenant_id
+            )
+        return int(count)
+
     async def lagging_tenants(self) -> list[str]:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(

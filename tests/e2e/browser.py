@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -59,6 +60,29 @@ def wait_for(browser: WebDriver, xpath: str, within: float = 15) -> Any:
     return WebDriverWait(browser, within, poll_frequency=0.05).until(
         lambda d: d.find_element(By.XPATH, xpath)
     )
+
+
+def wait_text(browser: WebDriver, xpath: str, *needles: str, within: float = 15) -> str:
+    """The text of the element at `xpath` once it holds every needle; an element redrawn
+    meanwhile (a live refresh) is simply looked up again."""
+    seen = {"text": ""}
+
+    def holds(driver: WebDriver) -> bool:
+        seen["text"] = driver.find_element(By.XPATH, xpath).text
+        return all(needle in seen["text"] for needle in needles)
+
+    try:
+        WebDriverWait(
+            browser,
+            within,
+            poll_frequency=0.05,
+            ignored_exceptions=(StaleElementReferenceException,),
+        ).until(holds)
+    except TimeoutException:
+        raise AssertionError(
+            f"{xpath} never showed {needles}; it showed {seen['text']!r}"
+        ) from None
+    return seen["text"]
 
 
 def text_xpath(text: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -18,7 +19,7 @@ from decisiongraph.sdk import DecisionGraphClient, GraphQLError
 from server.demo.release_demo import LIVE, LIVE_WORKFLOW, release_demo_events
 from server.settings import Settings
 from server.startup import create_key
-from tests.e2e.browser import sign_in, text_xpath, wait_for
+from tests.e2e.browser import sign_in, text_xpath, wait_for, wait_text
 from tests.e2e.conftest import Process, Server
 from tests.support import input_observed, new_tenant, to_input
 
@@ -69,7 +70,10 @@ def test_the_operator_journey(
     # Approve with a rationale: the inbox and the trace both show it.
     wait_for(browser, "//textarea").send_keys("Strategic renewal; margin holds")
     wait_for(browser, "//button[contains(., 'Approve')]").click()
-    wait_for(browser, "//*[contains(@class,'dg-chip') and normalize-space(.)='approved']")
+    # The review's own status (the scored precedent beside it shows approved cases too).
+    wait_for(
+        browser, "//*[contains(@class,'dg-workflow-status') and normalize-space(.)='approved']"
+    )
     browser.get(f"{console}/?tenant={tenant}&view=traces&trace_id={LIVE}")
     wait_for(browser, text_xpath("ApprovalRecorded"))
     shot(browser, "trace")
@@ -138,3 +142,55 @@ def test_a_reader_cannot_act_in_the_console_or_the_api(
             return refused.value
 
     assert asyncio.run(try_api()).code == "DG_ERR_FORBIDDEN"
+
+
+def test_scored_precedent_warns_the_reviewer_and_a_simulation_shows_its_flips(
+    browser: WebDriver,
+    console: str,
+    server: Server,
+    start_worker: Callable[[], Process],
+    settings: Settings,
+) -> None:
+    tenant = new_tenant()
+    token = asyncio.run(create_key(settings, "analyst", [tenant], ["admin"]))
+    start_worker()
+    seed(server, token)
+    sign_in(browser, console, token)
+    wait_for(browser, text_xpath("Projection health"))
+
+    # The review screen: scored precedent, explained, the approved Acme renewal first, and
+    # a warning that rejecting would go against it.
+    browser.get(f"{console}/?tenant={tenant}&view=inbox&workflow_id={LIVE_WORKFLOW}")
+    wait_text(
+        browser,
+        "//*[contains(@class,'dg-scored-precedent')]",  # the first one: the best match
+        "Approved renewal precedent for Acme Platform",
+        "same account:acct-acme-platform",
+        "requested_discount_pct 18 vs 21 (86%)",
+        within=20,
+    )
+    wait_text(
+        browser,
+        "//*[contains(@class,'dg-precedent-warning')]",
+        "if rejected",
+        "Rejecting goes against 1 of the 2 most similar decided cases",
+        "trace-precedent-renewal-001",
+    )
+    shot(browser, "review-precedent")
+
+    # The simulation screen: a cap at 30% would have let both recorded exceptions through.
+    browser.get(f"{console}/?tenant={tenant}&view=simulation")
+    value = wait_for(browser, "//label[contains(., 'value')]//input")
+    value.send_keys(Keys.CONTROL, "a")
+    value.send_keys("30")
+    browser.find_element(By.XPATH, "//label[contains(., 'reason')]//input").send_keys("what if")
+    browser.find_element(By.XPATH, "//button[contains(., 'Simulate')]").click()
+    wait_for(browser, text_xpath("discount-cap: requested_discount_pct GT 30 -> require_exception"))
+    summary = "//*[contains(@class,'dg-simulation-summary')]"
+    wait_for(browser, f"{summary}//*[normalize-space(.)='2 re-judged']", within=20)
+    wait_for(browser, f"{summary}//*[normalize-space(.)='2 flipped']")
+    flips = "//*[contains(@class,'dg-simulation-flips')]"
+    wait_for(browser, f"{flips}//td[normalize-space(.)='trace-precedent-renewal-001']")
+    wait_for(browser, f"{flips}//td[normalize-space(.)='trace-incident-review-003']")
+    wait_for(browser, "//*[contains(@class,'dg-simulation-chart')]//canvas")
+    shot(browser, "simulation")

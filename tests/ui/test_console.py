@@ -75,7 +75,8 @@ async def test_approving_from_the_inbox_records_the_decision(
     await user.should_see(marker="rationale", retries=50)
     user.find(marker="rationale").type("Strategic renewal; margin holds")
     user.find(marker="action-approve").click()
-    await user.should_see("approved", retries=50)
+    # Not just "approved": the scored precedent beside the form shows approved cases too.
+    await user.should_see(f"Workflow action recorded for {LIVE_WORKFLOW}", retries=50)
     data = await gql.data(
         "query($id: String!) { workflow(workflowId: $id) { status currentReason } }",
         {"id": LIVE_WORKFLOW},

@@ -26,7 +26,10 @@ DETAIL = f"""query($id: String!) {{ workflow(workflowId: $id) {{ {ITEM} subjectT
   policyId policyVersion metadata requestedBy {{ actorId actorType }}
   history {{ seq action actorId actorType note resultingStatus at }}
   notifications {{ category message createdAt }}
-  precedents {{ traceId title outcome policyId policyVersion }}
+  scoredPrecedents(first: 3) {{ candidates
+    results {{ traceId title score outcome {{ decision committed incident traceOutcome }}
+               matches {{ feature detail contribution }} }}
+    warnings {{ decision message traceIds }} }}
   simulation {{ riskSignals priority recommendedReason
     replaySuggestion {{ mode projection }} }} }} }}"""
 REVIEW = """mutation($id: String!, $d: ReviewDecision!, $why: String!) {
@@ -211,7 +214,7 @@ async def _detail(page: Page) -> Callable[[], Awaitable[None]] | None:
             _facts(page, wf)
         history.clear()
         with history:
-            _history(wf)
+            _history(page, wf)
         buttons(wf)
 
     async def refresh() -> None:
@@ -234,7 +237,7 @@ def _facts(page: Page, wf: dict[str, Any]) -> None:
             theme.chip(
                 wf["status"].lower().replace("_", " "),
                 "alert" if wf["overdue"] else theme.tone_of(wf["status"]),
-            ).mark("workflow-status")
+            ).classes("dg-workflow-status").mark("workflow-status")
             ui.space()
             ui.button(
                 "Trace",
@@ -267,7 +270,7 @@ def _facts(page: Page, wf: dict[str, Any]) -> None:
         ui.timer(1.0, tick)
 
 
-def _history(wf: dict[str, Any]) -> None:
+def _history(page: Page, wf: dict[str, Any]) -> None:
     with theme.card("History", classes="flex-1 min-w-0"):
         for step in wf["history"]:
             with ui.row().classes("w-full dg-row items-start gap-3 no-wrap"):
@@ -277,15 +280,12 @@ def _history(wf: dict[str, Any]) -> None:
                     if step["note"]:
                         ui.label(step["note"]).classes("text-sm")
     with ui.column().classes("w-[360px] shrink-0 gap-3"):
-        with theme.card("Precedent context"):
-            if not wf["precedents"]:
+        with theme.card("Precedent context").mark("scored-precedents"):
+            scored = wf["scoredPrecedents"]
+            if not scored["results"]:
                 ui.label("No similar finished traces.").classes("dg-muted text-sm")
-            for hit in wf["precedents"]:
-                with ui.row().classes("w-full items-center gap-2 dg-row no-wrap"):
-                    with ui.column().classes("gap-0 min-w-0 flex-1"):
-                        ui.label(hit["title"] or hit["traceId"]).classes("text-sm truncate")
-                        ui.label(hit["traceId"]).classes("text-xs dg-muted truncate")
-                    theme.chip(hit["outcome"] or "open")
+            for hit in scored["results"]:
+                _precedent(page, hit)
             sim = wf["simulation"]
             ui.label("Signals: " + (", ".join(sim["riskSignals"]) or "none")).classes(
                 "text-xs dg-muted"
@@ -297,6 +297,34 @@ def _history(wf: dict[str, Any]) -> None:
                     ui.label(notice["message"]).classes("text-xs truncate")
 
 
+def _precedent(page: Page, hit: dict[str, Any]) -> None:
+    """One scored precedent: its score, how it turned out, and why it matched."""
+    outcome = hit["outcome"]
+    with ui.column().classes("w-full gap-1 dg-row dg-scored-precedent").mark("scored-precedent"):
+        with ui.row().classes("w-full items-center gap-2 no-wrap"):
+            ui.link(
+                hit["title"] or hit["traceId"], page.link(view="traces", trace_id=hit["traceId"])
+            ).classes("text-sm truncate flex-1")
+            theme.chip(f"{hit['score']:.2f}", "info").tooltip("similarity, 0 to 1")
+        with ui.row().classes("gap-1"):
+            theme.chip(outcome["decision"] or "undecided")
+            if outcome["committed"]:
+                theme.chip("committed", "good")
+            if outcome["incident"]:
+                theme.chip("incident", "alert")
+        for match in hit["matches"]:
+            ui.label(f"+{match['contribution']:.2f} {match['detail']}").classes("text-xs dg-muted")
+
+
+def _warnings(wf: dict[str, Any]) -> None:
+    """What deciding either way would go against, before the buttons that do it."""
+    for warning in wf["scoredPrecedents"]["warnings"]:
+        row = ui.row().classes("w-full items-start gap-2 no-wrap dg-precedent-warning")
+        with row.mark("precedent-warning"):
+            theme.chip(f"if {warning['decision']}", "warn", "warning")
+            ui.label(warning["message"]).classes("text-sm")
+
+
 def _actions(page: Page, wf: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
     """The decision form; returns how to re-enable its buttons for a changed workflow."""
     can_review = page.can("review")
@@ -305,6 +333,7 @@ def _actions(page: Page, wf: dict[str, Any]) -> Callable[[dict[str, Any]], None]
     with theme.card("Decide").mark("review-actions"):
         if not can_review:
             theme.chip(page.why_not("review"), "warn", "lock")
+        _warnings(wf)
         closed_note = ui.label().classes("text-sm dg-muted")
         rationale = ui.textarea("Rationale or note").props("outlined autogrow").classes("w-full")
         rationale.mark("rationale")

@@ -9,7 +9,7 @@ and `traceEvents` documents run compiled (live/fast_stream.py) with the same beh
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import strawberry
@@ -22,6 +22,7 @@ from server.graphql.context import authorize, context_of, services_of
 from server.graphql.projections.types import ProjectionHealth, health_of
 from server.graphql.replays.types import Replay, replay_of
 from server.graphql.scalars import Long
+from server.graphql.simulation.types import PolicySimulationRun
 from server.graphql.traces.types import Event, event_of
 from server.service import live, projection
 from server.service.ports import HEALTH_TOPIC, LOG_TOPIC, REPLAY_TOPIC
@@ -108,18 +109,50 @@ class LiveSubscription:
     )
     async def replay(self, info: Info[Any, Any], replay_id: str) -> AsyncGenerator[Replay, None]:
         tenant = authorize(info, Permission.ADMIN)
-        services = services_of(info)
+        replays = services_of(info).replays
 
         async def load() -> Any:
-            record = await services.replays.get(replay_id, tenant)
-            if record is None:
-                raise not_found(f"Replay not found: {replay_id}")
-            return record
+            return await replays.get(replay_id, tenant)
 
-        async with services.live.state(
-            ("replay", tenant, replay_id), tenant, (REPLAY_TOPIC,), load
-        ) as shared:
-            async for record in _delivered(info, shared.changes()):
-                yield replay_of(record)
-                if record.status in TERMINAL:
-                    return
+        async for record in _run_of(info, ("replay", tenant, replay_id), load, TERMINAL):
+            yield replay_of(record)
+
+    @strawberry.subscription(
+        description="A policy simulation run now, then at each progress report on the "
+        "tenant's replay topic; completes when it ends (admin only)."
+    )
+    async def policy_simulation_run(
+        self, info: Info[Any, Any], simulation_id: str
+    ) -> AsyncGenerator[PolicySimulationRun, None]:
+        tenant = authorize(info, Permission.ADMIN)
+        simulations = services_of(info).simulations
+
+        async def load() -> Any:
+            return await simulations.get(simulation_id, tenant)
+
+        key = ("simulation", tenant, simulation_id)
+        async for record in _run_of(info, key, load, ("COMPLETED", "FAILED")):
+            yield PolicySimulationRun(record=record)
+
+
+async def _run_of(
+    info: Info[Any, Any],
+    key: tuple[str, str, str],
+    load: Callable[[], Awaitable[Any]],
+    terminal: Collection[str],
+) -> AsyncIterator[Any]:
+    """A run (a replay or a simulation) now and at every notice on its tenant's replay
+    topic, until its status is terminal; one shared reload per run for all its followers."""
+    kind, tenant, run_id = key
+
+    async def loaded() -> Any:
+        record = await load()
+        if record is None:
+            raise not_found(f"{kind.title()} not found: {run_id}")
+        return record
+
+    async with services_of(info).live.state(key, tenant, (REPLAY_TOPIC,), loaded) as shared:
+        async for record in _delivered(info, shared.changes()):
+            yield record
+            if record.status in terminal:
+                return

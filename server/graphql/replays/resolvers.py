@@ -9,7 +9,7 @@ from strawberry.types import Info
 
 from server.auth.principal import Permission
 from server.core.errors import DecisionGraphError, not_found
-from server.graphql.context import authorize, context_of, services_of
+from server.graphql.context import authorize, key_id_of, services_of
 from server.graphql.errors import user_errors
 from server.graphql.replays.types import (
     Replay,
@@ -20,11 +20,6 @@ from server.graphql.replays.types import (
 )
 from server.service import replay
 from server.service.queries import check_first
-
-
-def _key_id(info: Info[Any, Any]) -> str:
-    principal = context_of(info).principal
-    return principal.key_id if principal else "anonymous"
 
 
 @strawberry.type
@@ -65,7 +60,7 @@ class ReplayMutation:
                 projection.value,
                 mode.value,
                 reason,
-                _key_id(info),
+                key_id_of(info),
             )
         except DecisionGraphError as error:
             return ReplayPayload(replay=None, errors=user_errors([error]))
@@ -77,7 +72,7 @@ class ReplayMutation:
             tenant = authorize(info, Permission.ADMIN)
             services = services_of(info)
             record = await replay.cancel_replay(
-                services.replays, services.audit, tenant, replay_id, _key_id(info)
+                services.replays, services.audit, tenant, replay_id, key_id_of(info)
             )
         except DecisionGraphError as error:
             return ReplayPayload(replay=None, errors=user_errors([error]))
