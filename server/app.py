@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.response import Response
 from redis.asyncio import Redis
 
 from server.auth.authenticator import Authenticator
+from server.core.replay import ALL_PROJECTIONS
 from server.graphql.context import Services
 from server.graphql.controller import AuthMiddleware, GraphQLController
 from server.graphql.ide import assets_router
+from server.observability import metrics
+from server.observability.http import RequestIdMiddleware
 from server.pubsub.announcer import RedisAnnouncer
 from server.pubsub.channels import Channels
 from server.pubsub.connection import redis_client
@@ -44,6 +48,21 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 def healthz() -> dict[str, str]:
     """Liveness only: reveals nothing about the deployment."""
     return {"status": "ok"}
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics_endpoint(state: State, request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus exposition (server/observability/metrics.py). With DG_METRICS_TOKEN set
+    a scraper must send it as a bearer token: the series name tenants."""
+    services: Services = state.services
+    wanted = services.settings.metrics_token
+    if wanted and not hmac.compare_digest(
+        request.headers.get("authorization", ""), f"Bearer {wanted}"
+    ):
+        return Response(b"unauthorized\n", status_code=401, media_type="text/plain")
+    async with state.pool.acquire() as conn:
+        families = await metrics.database_families(conn, ALL_PROJECTIONS)
+    return Response(metrics.exposition(families), media_type=metrics.CONTENT_TYPE)
 
 
 @get("/readyz", include_in_schema=False)
@@ -145,10 +164,13 @@ def create_app(settings: Settings) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[GraphQLController, assets_router(), healthz, readyz],
+        route_handlers=[GraphQLController, assets_router(), healthz, readyz, metrics_endpoint],
         lifespan=[lifespan],
-        middleware=[AuthMiddleware()],
+        middleware=[RequestIdMiddleware(), AuthMiddleware()],
         request_max_body_size=MAX_REQUEST_BYTES,
         openapi_config=None,
+        # The process's logging is ours (server/observability/logs.py): Litestar's default
+        # config would add a second, differently formatted handler at startup.
+        logging_config=None,
         debug=False,
     )

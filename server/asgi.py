@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 
 from server.app import create_app
+from server.observability import logs
 from server.settings import Settings
 
-app = create_app(Settings.from_env(os.environ))
+settings = Settings.from_env(os.environ)
+logs.setup(settings.log_level)  # a server process uvicorn spawned: configure its own logs
+app = create_app(settings)

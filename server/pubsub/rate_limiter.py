@@ -27,6 +27,7 @@ from server.core.rate_limit import (
     lease_size,
     window_at,
 )
+from server.observability import metrics
 
 _log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class RedisRateLimiter:
             if lease is None:
                 return None
         if lease.left == 0:
+            metrics.refused(scope)
             return Admission(False, limit, 0, window.retry_after)
         lease.left -= 1
         spent = lease.counter - lease.left  # an upper bound: other processes' leases count

@@ -42,6 +42,7 @@ from server.core.errors import (
 )
 from server.core.event_types import TRACE_STARTED
 from server.core.validation import ValidatedEvent
+from server.observability import metrics
 from server.service.ports import LogStats, TraceOverview
 from server.store.database import translate, translated
 
@@ -318,7 +319,9 @@ class PostgresEventLog:
                 self._drain(tenant_id), name=f"dg-append-{tenant_id}"
             )
         # shield: a caller that goes away must not cancel its neighbours' group write.
-        return await asyncio.shield(future)
+        planned = await asyncio.shield(future)
+        metrics.appended(len(batch), sum(1 for p in planned if not p.replay))
+        return planned
 
     async def _drain(self, tenant_id: str) -> None:
         try:

@@ -47,6 +47,7 @@ from server.graphql.compiled import (
 from server.graphql.context import DGContext, authorize_context
 from server.graphql.errors import annotate
 from server.graphql.live.resolvers import cut_off
+from server.observability.metrics import SUBSCRIPTIONS
 from server.service import live
 
 _log = logging.getLogger(__name__)
@@ -101,11 +102,16 @@ class StreamPlan:
                     feeds, tenant, arguments["traceId"], arguments["afterTraceSeq"]
                 )
             guarded = feeds.watched(stream, cut_off(context.websocket))
-            async with contextlib.aclosing(guarded):
-                async for event in guarded:
-                    await operation.send_operation_message(
-                        {"id": operation.id, "type": "next", "payload": self.payload(tenant, event)}
-                    )
+            SUBSCRIPTIONS.inc()
+            try:
+                async with contextlib.aclosing(guarded):
+                    async for event in guarded:
+                        payload = self.payload(tenant, event)
+                        await operation.send_operation_message(
+                            {"id": operation.id, "type": "next", "payload": payload}
+                        )
+            finally:
+                SUBSCRIPTIONS.dec()
         except DecisionGraphError as exc:
             await _send_error(operation, exc)
         except Exception as exc:

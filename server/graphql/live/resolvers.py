@@ -24,6 +24,7 @@ from server.graphql.replays.types import Replay, replay_of
 from server.graphql.scalars import Long
 from server.graphql.simulation.types import PolicySimulationRun
 from server.graphql.traces.types import Event, event_of
+from server.observability.metrics import SUBSCRIPTIONS
 from server.service import live, projection
 from server.service.ports import HEALTH_TOPIC, LOG_TOPIC, REPLAY_TOPIC
 
@@ -47,6 +48,7 @@ async def _delivered(info: Info[Any, Any], stream: AsyncIterator[T]) -> AsyncIte
     """`stream` under the slow-consumer guard; an unexpected failure ends it as
     DG_ERR_INTERNAL (logged, never leaked)."""
     feeds = services_of(info).live
+    SUBSCRIPTIONS.inc()
     try:
         async for item in feeds.watched(stream, cut_off(context_of(info).websocket)):
             yield item
@@ -55,6 +57,8 @@ async def _delivered(info: Info[Any, Any], stream: AsyncIterator[T]) -> AsyncIte
     except Exception:
         _log.exception("subscription stream failed")
         raise internal() from None
+    finally:
+        SUBSCRIPTIONS.dec()
 
 
 @strawberry.type

@@ -36,6 +36,7 @@ from server.graphql.workflows.types import (
     template_of,
     workflow_of,
 )
+from server.observability.metrics import SUBSCRIPTIONS
 from server.service import live, projection
 from server.service import workflows as service
 from server.service.queries import check_first
@@ -301,5 +302,9 @@ class WorkflowSubscription:
         tenant = authorize(info, Permission.READ)
         services = services_of(info)
         stream = live.follow_workflow_changes(services.live, services.workflows, tenant, after_seq)
-        async for seq, action, status in stream:
-            yield change_of(seq, action, status)
+        SUBSCRIPTIONS.inc()
+        try:
+            async for seq, action, status in stream:
+                yield change_of(seq, action, status)
+        finally:
+            SUBSCRIPTIONS.dec()
