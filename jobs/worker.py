@@ -19,12 +19,20 @@ from typing import Any, Final
 
 from arq import func
 from arq.worker import Worker
+from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError
 
 from jobs.runtime import WorkerRuntime
+from server.observability import tracing
 from server.pubsub.channels import Channels
 from server.pubsub.connection import redis_client
-from server.pubsub.queue import CATCH_UP, HEALTH_CHECK_SUFFIX, RUN_REPLAY, RUN_SIMULATION
+from server.pubsub.queue import (
+    CATCH_UP,
+    CATCH_UP_CASES,
+    HEALTH_CHECK_SUFFIX,
+    RUN_REPLAY,
+    RUN_SIMULATION,
+)
 from server.service import policy_simulation, precedent_cases, projection, replay, workflows
 from server.settings import Settings
 from server.store.replays import REPLAYS_AT_ONCE
@@ -37,10 +45,16 @@ RESTART_MAX: Final = 5.0
 SWEEP_BUDGET_SECONDS: Final = 2.0
 
 
-async def catch_up(ctx: dict[str, Any], tenant_id: str) -> int:
+async def catch_up(ctx: dict[str, Any], tenant_id: str, traceparent: str | None = None) -> int:
     runtime: WorkerRuntime = ctx["runtime"]
-    result = await projection.catch_up(runtime.projections, runtime.announcer, tenant_id)
-    await precedent_cases.catch_up(runtime.cases, tenant_id)
+    with tracing.tracer().start_as_current_span(
+        "dg.catch_up",
+        context=tracing.context_of(traceparent),
+        kind=SpanKind.CONSUMER,
+        attributes={"dg.tenant": tenant_id},
+    ) as span:
+        result = await projection.catch_up(runtime.projections, runtime.announcer, tenant_id)
+        span.set_attribute("dg.events_applied", result.applied)
     if result.failure is not None:
         _log.warning(
             "projection of %s stopped at log_seq %s: %s",
@@ -57,6 +71,11 @@ async def run_replay(ctx: dict[str, Any], replay_id: str) -> str | None:
         runtime.replays, runtime.projections, runtime.log, runtime.announcer, replay_id
     )
     return record.status if record else None
+
+
+async def catch_up_cases(ctx: dict[str, Any], tenant_id: str) -> int:
+    runtime: WorkerRuntime = ctx["runtime"]
+    return await precedent_cases.catch_up(runtime.cases, tenant_id)
 
 
 async def run_simulation(ctx: dict[str, Any], simulation_id: str) -> str:
@@ -76,8 +95,15 @@ async def sweep_once(runtime: WorkerRuntime) -> None:
         await projection.catch_up(
             runtime.projections, runtime.announcer, tenant_id, budget_seconds=SWEEP_BUDGET_SECONDS
         )
+    # Cases are a convenience for reads, not a promise like the spec projections: one
+    # budget for all tenants per sweep, so that a worker starting on a database of many
+    # stale tenants does not crowd out the catch-up jobs of live ones.
+    deadline = time.monotonic() + SWEEP_BUDGET_SECONDS
     for tenant_id in await runtime.cases.lagging_tenants():
-        await precedent_cases.catch_up(runtime.cases, tenant_id, SWEEP_BUDGET_SECONDS)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        await precedent_cases.catch_up(runtime.cases, tenant_id, left)
     for orphan in await runtime.replays.claim_orphans(ORPHAN_AFTER_SECONDS):
         _log.info("resuming replay %s (attempt %s)", orphan.replay_id, orphan.attempts)
         await runtime.jobs.replay(orphan.replay_id, orphan.attempts)
@@ -175,7 +201,10 @@ def build_workers(
     }
     return [
         DecisionGraphWorker(
-            functions=[func(catch_up, name=CATCH_UP, timeout=120, keep_result=0, max_tries=3)],
+            functions=[
+                func(catch_up, name=CATCH_UP, timeout=120, keep_result=0, max_tries=3),
+                func(catch_up_cases, name=CATCH_UP_CASES, timeout=120, keep_result=0, max_tries=3),
+            ],
             queue_name=channels.queue,
             health_check_key=channels.queue + HEALTH_CHECK_SUFFIX,
             health_check_interval=5,

@@ -18,7 +18,7 @@ from server.core.replay import ALL_PROJECTIONS
 from server.graphql.context import Services
 from server.graphql.controller import AuthMiddleware, GraphQLController
 from server.graphql.ide import assets_router
-from server.observability import metrics
+from server.observability import metrics, tracing
 from server.observability.http import RequestIdMiddleware
 from server.pubsub.announcer import RedisAnnouncer
 from server.pubsub.channels import Channels
@@ -163,10 +163,15 @@ def create_app(settings: Settings) -> Litestar:
             await redis.aclose()
             await pool.close()
 
+    middleware: list[Any] = [RequestIdMiddleware(), AuthMiddleware()]
+    if tracing.setup("server"):  # OTEL_* asked for traces: Litestar's own server spans too
+        from litestar.plugins.opentelemetry import OpenTelemetryConfig
+
+        middleware.insert(0, OpenTelemetryConfig().middleware)
     return Litestar(
         route_handlers=[GraphQLController, assets_router(), healthz, readyz, metrics_endpoint],
         lifespan=[lifespan],
-        middleware=[RequestIdMiddleware(), AuthMiddleware()],
+        middleware=middleware,
         request_max_body_size=MAX_REQUEST_BYTES,
         openapi_config=None,
         # The process's logging is ours (server/observability/logs.py): Litestar's default

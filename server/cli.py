@@ -77,16 +77,21 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     migrate_database(settings)
     processes = max(1, args.processes or settings.worker_processes)
     if processes == 1:
+        from server.observability import tracing
+
+        tracing.setup("worker")
         run(settings)
         return 0
     return supervise(settings, processes, _worker_child)
 
 
 def _worker_child(settings: Settings) -> None:
-    """One of `worker --processes N` (spawned: logging is set up afresh)."""
+    """One of `worker --processes N` (spawned: logging and tracing are set up afresh)."""
     from jobs.worker import run
+    from server.observability import tracing
 
     _setup_logging(settings)
+    tracing.setup("worker")
     run(settings)
 
 

@@ -62,6 +62,8 @@ class NoticeHub:
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.notices = 0
+        # The trace context of the latest notice per (tenant, topic), numbered by arrival.
+        self._causes: dict[tuple[str, str], tuple[int, str]] = {}
 
     @contextlib.contextmanager
     def watch(self, tenant_id: str, *topics: str) -> Iterator[Watch]:
@@ -78,6 +80,11 @@ class NoticeHub:
                     watchers.discard(watch)
                     if not watchers:
                         del self._watches[key]
+
+    def cause(self, tenant_id: str, topics: tuple[str, ...]) -> str | None:
+        """The traceparent of the latest notice on these topics (what woke a reader)."""
+        seen = [c for t in topics if (c := self._causes.get((tenant_id, t))) is not None]
+        return max(seen)[1] if seen else None
 
     @property
     def watch_count(self) -> int:
@@ -101,11 +108,18 @@ class NoticeHub:
         watchers = self._watches.get(parsed)
         if not watchers:
             return
+        traceparent = None
         try:
-            position = int(json.loads(data)["position"])
-        except (ValueError, KeyError, TypeError):
+            notice = json.loads(data)
+            position = int(notice["position"])
+            traceparent = notice.get("traceparent")
+        except (ValueError, KeyError, TypeError, AttributeError):
             position = 0  # still worth a look: the reader finds out what changed
         self.notices += 1
+        if isinstance(traceparent, str):
+            self._causes[parsed] = (self.notices, traceparent)
+        else:  # a notice from outside any trace (a sweep): pushes it causes have no parent
+            self._causes.pop(parsed, None)
         for watch in watchers:
             watch.ring(position)
 

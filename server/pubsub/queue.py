@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Final
 
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 
 from server.pubsub.channels import Channels
 
 CATCH_UP: Final = "catch_up"
 RUN_REPLAY: Final = "run_replay"
 RUN_SIMULATION: Final = "run_simulation"
+CATCH_UP_CASES: Final = "catch_up_cases"
 HEALTH_CHECK_SUFFIX: Final = ":health-check"
 
 
@@ -23,11 +25,34 @@ class JobQueue:
     def name(self) -> str:
         return self._channels.queue
 
-    async def catch_up(self, tenant_id: str) -> None:
-        """One pending catch-up per tenant: the job id dedupes a burst of appends."""
-        await self._redis.enqueue_job(
-            CATCH_UP, tenant_id, _job_id=f"{CATCH_UP}:{tenant_id}", _queue_name=self.name
+    async def catch_up(self, tenant_id: str, traceparent: str | None = None) -> bool:
+        """One pending catch-up per tenant: the job id dedupes a burst of appends (the
+        first one's trace context rides along; the others' traces end at their notice).
+        False when that job is running already: it may have made its last check before
+        this append committed, so the caller should try again shortly."""
+        job = await self._redis.enqueue_job(
+            CATCH_UP,
+            tenant_id,
+            traceparent,
+            _job_id=f"{CATCH_UP}:{tenant_id}",
+            _queue_name=self.name,
         )
+        # The precedent cases in a job of their own: a catch-up job that went on to fold
+        # cases would hold its id longer, and appends arriving meanwhile would wait for
+        # the sweep instead of getting a job (arq keeps one job per id).
+        cases = await self._redis.enqueue_job(
+            CATCH_UP_CASES,
+            tenant_id,
+            _job_id=f"{CATCH_UP_CASES}:{tenant_id}",
+            _queue_name=self.name,
+        )
+        # Refused because one is only queued: it will see this append when it runs.
+        running = [
+            in_progress_key_prefix + f"{name}:{tenant_id}"
+            for name, queued in ((CATCH_UP, job), (CATCH_UP_CASES, cases))
+            if queued is None
+        ]
+        return not running or not await self._redis.exists(*running)
 
     async def replay(self, replay_id: str, attempt: int = 0) -> None:
         """One job per (run, attempt): a resumed run must not wait for the dead job's key."""

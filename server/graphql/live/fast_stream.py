@@ -48,7 +48,9 @@ from server.graphql.context import DGContext, authorize_context
 from server.graphql.errors import annotate
 from server.graphql.live.resolvers import cut_off
 from server.observability.metrics import SUBSCRIPTIONS
+from server.observability.tracing import pushed
 from server.service import live
+from server.service.ports import LOG_TOPIC
 
 _log = logging.getLogger(__name__)
 
@@ -107,9 +109,11 @@ class StreamPlan:
                 async with contextlib.aclosing(guarded):
                     async for event in guarded:
                         payload = self.payload(tenant, event)
-                        await operation.send_operation_message(
-                            {"id": operation.id, "type": "next", "payload": payload}
-                        )
+                        cause = context.services.hub.cause(tenant, (LOG_TOPIC,))
+                        with pushed(self.field_name, tenant, cause):
+                            await operation.send_operation_message(
+                                {"id": operation.id, "type": "next", "payload": payload}
+                            )
             finally:
                 SUBSCRIPTIONS.dec()
         except DecisionGraphError as exc:

@@ -25,6 +25,7 @@ from server.graphql.scalars import Long
 from server.graphql.simulation.types import PolicySimulationRun
 from server.graphql.traces.types import Event, event_of
 from server.observability.metrics import SUBSCRIPTIONS
+from server.observability.tracing import pushed
 from server.service import live, projection
 from server.service.ports import HEALTH_TOPIC, LOG_TOPIC, REPLAY_TOPIC
 
@@ -44,14 +45,18 @@ def cut_off(socket: Any) -> Callable[[str], Awaitable[None]]:
     return close
 
 
-async def _delivered(info: Info[Any, Any], stream: AsyncIterator[T]) -> AsyncIterator[T]:
+async def _delivered(
+    info: Info[Any, Any], stream: AsyncIterator[T], tenant: str, topics: tuple[str, ...]
+) -> AsyncIterator[T]:
     """`stream` under the slow-consumer guard; an unexpected failure ends it as
-    DG_ERR_INTERNAL (logged, never leaked)."""
-    feeds = services_of(info).live
+    DG_ERR_INTERNAL (logged, never leaked). Each push is a span under the trace of the
+    notice that woke it (observability/tracing.py)."""
+    services = services_of(info)
     SUBSCRIPTIONS.inc()
     try:
-        async for item in feeds.watched(stream, cut_off(context_of(info).websocket)):
-            yield item
+        async for item in services.live.watched(stream, cut_off(context_of(info).websocket)):
+            with pushed(info.field_name, tenant, services.hub.cause(tenant, topics)):
+                yield item
     except DecisionGraphError:
         raise
     except Exception:
@@ -73,7 +78,7 @@ class LiveSubscription:
         tenant = authorize(info, Permission.READ)
         feeds = services_of(info).live
         stream = live.follow_trace(feeds, tenant, trace_id, after_trace_seq)
-        async for event in _delivered(info, stream):
+        async for event in _delivered(info, stream, tenant, (LOG_TOPIC,)):
             yield event_of(event)
 
     @strawberry.subscription(
@@ -87,7 +92,8 @@ class LiveSubscription:
     ) -> AsyncGenerator[Event, None]:
         tenant = authorize(info, Permission.READ)
         feeds = services_of(info).live
-        async for event in _delivered(info, live.follow_events(feeds, tenant, after_log_seq)):
+        stream = live.follow_events(feeds, tenant, after_log_seq)
+        async for event in _delivered(info, stream, tenant, (LOG_TOPIC,)):
             yield event_of(event)
 
     @strawberry.subscription(
@@ -105,7 +111,8 @@ class LiveSubscription:
         async with services.live.state(
             ("health", tenant), tenant, (LOG_TOPIC, HEALTH_TOPIC), load
         ) as shared:
-            async for health in _delivered(info, shared.changes()):
+            topics = (LOG_TOPIC, HEALTH_TOPIC)
+            async for health in _delivered(info, shared.changes(), tenant, topics):
                 yield health_of(health)
 
     @strawberry.subscription(
@@ -156,7 +163,7 @@ async def _run_of(
         return record
 
     async with services_of(info).live.state(key, tenant, (REPLAY_TOPIC,), loaded) as shared:
-        async for record in _delivered(info, shared.changes()):
+        async for record in _delivered(info, shared.changes(), tenant, (REPLAY_TOPIC,)):
             yield record
             if record.status in terminal:
                 return

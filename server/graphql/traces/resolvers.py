@@ -32,6 +32,7 @@ from server.graphql.traces.types import (
     appended_of,
     event_of,
 )
+from server.observability import tracing
 from server.service import projection, queries
 from server.service.append import AppendOutcome, append_events
 from server.service.ports import TraceOverview
@@ -163,9 +164,14 @@ async def append_for(context: DGContext, envelopes: list[EventEnvelope]) -> Appe
     except DecisionGraphError as error:
         return AppendOutcome([], [error])
     services: Services = context.services
-    return await append_events(
-        services.log, services.publisher, services.clock, services.limits, tenant, envelopes
-    )
+    with tracing.tracer().start_as_current_span(
+        "dg.appendEvents", attributes={"dg.tenant": tenant, "dg.events": len(envelopes)}
+    ) as span:
+        outcome = await append_events(
+            services.log, services.publisher, services.clock, services.limits, tenant, envelopes
+        )
+        span.set_attribute("dg.errors", len(outcome.errors))
+    return outcome
 
 
 @strawberry.type
