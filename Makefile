@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test lint fmt schema bench screenshots install clean services-stop
+.PHONY: up test chaos lint fmt schema bench screenshots install clean services-stop
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "DecisionGraph needs Python >= 3.11 (found %s)" % sys.version.split()[0])'
@@ -28,6 +28,11 @@ test: install
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fault suite at length (15 s of ingest per fault); writes its table of figures into
+# docs/operations.md. `make test` runs the same scenarios in their short form.
+chaos: install
+	DG_CHAOS_SECONDS=15 DG_CHAOS_REPORT=1 $(BIN)/python -m pytest tests/chaos -p no:cacheprovider -s
 
 lint: install
 	$(BIN)/python -m ruff check .

@@ -32,7 +32,10 @@ def compose() -> dict[str, Any]:
 
 def test_every_part_is_there_and_scaled(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "server", "worker", "console", "proxy"}
+    always = {name for name, service in services.items() if "profiles" not in service}
+    assert always == {"postgres", "redis", "migrate", "server", "worker", "console", "proxy"}
+    # The trace collector is there, but only for `--profile observability`.
+    assert services["otel-collector"]["profiles"] == ["observability"]
     assert services["server"]["deploy"]["replicas"] >= 2
     assert services["worker"]["deploy"]["replicas"] >= 2
     # The servers are reached through the proxy, never published one by one.
@@ -51,6 +54,8 @@ def test_long_running_services_have_health_checks_and_start_in_order(
     for name, service in services.items():
         if name == "migrate":
             assert service["restart"] == "no"  # a one-shot
+            continue
+        if "profiles" in service:  # the optional collector: a distroless image, no prober
             continue
         assert service["healthcheck"]["test"], name
     for name in ("server", "worker"):
