@@ -14,6 +14,7 @@ from bench.live import bench_live
 from bench.precedent import bench_precedent
 from bench.projection import bench_projection
 from bench.report import render
+from bench.scale import bench_scale
 from bench.storage import bench_storage
 
 RESULTS = ROOT / "bench-results" / "latest.json"
@@ -21,14 +22,14 @@ RESULTS = ROOT / "bench-results" / "latest.json"
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
-    sections = "ingest, projection, live, storage, precedent"
+    sections = "ingest, projection, live, storage, precedent, scale"
     parser.add_argument("only", nargs="*", help=f"subset: {sections}")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each run")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--events", type=int, default=100_000, help="events to rebuild")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    wanted = set(args.only) or {"ingest", "projection", "live", "storage", "precedent"}
+    wanted = set(args.only) or {"ingest", "projection", "live", "storage", "precedent", "scale"}
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with bench_settings() as settings:
         results["machine"] = machine() | {
@@ -47,6 +48,9 @@ def main() -> int:
         if "precedent" in wanted:
             print("precedent ...", flush=True)
             results["precedent"] = bench_precedent(settings)
+        if "scale" in wanted:
+            print("scale ...", flush=True)
+            results["scale"] = bench_scale(settings, args.seconds)
         if "storage" in wanted:
             print("storage ...", flush=True)
             results["storage"] = bench_storage(settings)
