@@ -283,9 +283,10 @@ def render(results: dict[str, Any]) -> str:
             _when(scale),
             "One database, this one 2-core machine. Ingest: 100-event batches from 8 clients "
             "on one tenant against `serve --workers N` (median of 3 runs). Projection: "
-            f"{len(scale['projection'])} runs, each over fresh tenants' logs appended with "
-            "no worker running (8 tenants x 10,000 events); `worker --processes N` started; "
-            "then one event appended per tenant over the API (its notice enqueues the "
+            f"{len(scale['projection'])} runs, each over fresh tenants' logs appended while "
+            "`worker --processes N` running with its sweep parked (8 tenants x 10,000 events, "
+            "written through the log's append path with no notice); then one event appended "
+            "per tenant over the API (its notice enqueues the "
             "tenant's catch-up job, as live ingest does), timed from there until every "
             "tenant is projected to its end.\n\n",
             _table(scale["ingest"], ["servers", "events_per_s", "errors", "runs"]),
