@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,6 +36,7 @@ from server.embedded import postgres, redis_server
 from server.settings import Settings
 from server.startup import create_key, migrate_database
 from tests.e2e.conftest import Process, free_port, process_env, start, wait_http
+from tests.e2e.test_review_loop import renewal, stamp
 from tests.support import APPEND, finished, input_observed, new_tenant, started, to_input
 
 pytestmark = pytest.mark.e2e
@@ -386,3 +388,129 @@ def test_redis_killed_during_ingest_and_subscriptions(
     assert positions == sorted(load.acknowledged.values())
     assert projected == len(load.acknowledged)
     assert (row.lost, row.duplicated, row.gaps) == (0, 0, 0)
+
+
+REBUILD = """mutation { requestReplay(projection: ALL, mode: REBUILD, reason: "chaos") {
+  replay { replayId } errors { code } } }"""
+STATE = """query($id: String!) { replay(replayId: $id) { status startedAt finishedAt } }"""
+
+
+def test_worker_sigkilled_in_a_rebuild(
+    server: Any, settings: Settings, start_worker: Callable[[], Process]
+) -> None:
+    """A REBUILD whose worker is SIGKILLed halfway: the next worker finishes it, the
+    digests are the ones the log had before, and no scratch table is left behind."""
+    tenant = new_tenant()
+    token = asyncio.run(create_key(settings, None, [tenant], ["admin"]))
+    headers = {"Authorization": f"Bearer {token}"}
+    total = 12_000
+    worker = start_worker()
+
+    async def call(http: httpx.AsyncClient, query: str, variables: Any = None) -> Any:
+        request = {"query": query, "variables": variables or {}}
+        return (await http.post("/graphql", json=request, headers=headers)).json()["data"]
+
+    async def settled(http: httpx.AsyncClient, run: str) -> dict[str, Any]:
+        while True:
+            state: dict[str, Any] = (await call(http, STATE, {"id": run}))["replay"]
+            if state["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                return state
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> tuple[bool, float, int]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            for first in range(0, total, 1000):
+                events = []
+                for t in range(first // 10, first // 10 + 100):
+                    events += [to_input(started(f"r{t}"))]
+                    events += [to_input(input_observed(f"r{t}", s)) for s in range(1, 9)]
+                    events.append(to_input(finished(f"r{t}", 9)))
+                await call(http, APPEND, {"events": events})
+            while not (before := await call(http, DIGESTS, {"n": total})):
+                pass
+            # An undisturbed run tells how long one takes; the kill lands in the middle.
+            timed = await settled(
+                http, (await call(http, REBUILD))["requestReplay"]["replay"]["replayId"]
+            )
+            took = (datetime.fromisoformat(timed["finishedAt"])
+                    - datetime.fromisoformat(timed["startedAt"])).total_seconds()  # fmt: skip
+            run = (await call(http, REBUILD))["requestReplay"]["replay"]["replayId"]
+            while True:  # started: the kill lands inside the run
+                if (await call(http, STATE, {"id": run}))["replay"]["status"] != "QUEUED":
+                    break
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(took / 2)
+            _kill(worker)
+            killed = time.monotonic()
+            start_worker()
+            state = await settled(http, run)
+            recovered = time.monotonic() - killed
+            after = await call(http, DIGESTS, {"n": total})
+            conn = await asyncpg.connect(settings.require_database_url)
+            try:
+                shadows = len(await conn.fetch(
+                    "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+                    "AND relname ~ '^dg_[a-z_]+__[0-9a-f]{16}_'"
+                ))  # fmt: skip
+            finally:
+                await conn.close()
+            same = state["status"] == "COMPLETED" and after == before
+            return same, recovered, shadows
+
+    same, recovered, shadows = asyncio.run(scenario())
+    _record(Row("worker SIGKILL in a REBUILD", total, 0, 0, 0, recovered,
+                f"finished by the next worker, digests unchanged: {same}; "
+                f"scratch tables left: {shadows}"))  # fmt: skip
+    assert same and shadows == 0
+
+
+def test_worker_sigkilled_in_an_sla_sweep_escalates_each_review_once(
+    server: Any, settings: Settings, start_worker: Callable[[], Process]
+) -> None:
+    """Forty reviews already past their SLA when the worker starts; it is SIGKILLed while
+    escalating them and two workers take over: each review is escalated exactly once."""
+    tenant = new_tenant()
+    token = asyncio.run(create_key(settings, None, [tenant], ["admin"]))
+    reviews = 40
+    overdue = stamp(datetime.now(UTC) - timedelta(hours=30))
+
+    async def seed() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            events = [e for n in range(reviews) for e in renewal(f"s{n}", overdue)]
+            response = await http.post(
+                "/graphql", json={"query": APPEND, "variables": {"events": events}},
+                headers={"Authorization": f"Bearer {token}"},
+            )  # fmt: skip
+            assert not response.json()["data"]["appendEvents"]["errors"]
+
+    async def escalated() -> tuple[int, int]:
+        conn = await asyncpg.connect(settings.require_database_url)
+        try:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS n, count(DISTINCT workflow_id) AS d FROM dg_workflow_journal "
+                "WHERE tenant_id = $1 AND kind = 'sla_escalate'",
+                tenant,
+            )
+        finally:
+            await conn.close()
+        return int(row["n"]), int(row["d"])
+
+    asyncio.run(seed())
+    worker = start_worker()
+    deadline = time.monotonic() + 30
+    while asyncio.run(escalated())[1] == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)  # the kill lands as soon as its sweep has begun escalating
+    _kill(worker)
+    killed = time.monotonic()
+    before_kill = asyncio.run(escalated())[1]
+    start_worker()
+    start_worker()
+    while asyncio.run(escalated())[1] < reviews and time.monotonic() < killed + 60:
+        time.sleep(0.1)
+    recovered = time.monotonic() - killed
+    time.sleep(2.5)  # two more sweeps of both workers: nothing may fire again
+    total, distinct = asyncio.run(escalated())
+    _record(Row("worker SIGKILL in an SLA sweep", reviews, reviews - distinct, total - distinct,
+                0, recovered, f"{total} escalations for {reviews} overdue reviews ({before_kill} "
+                "before the kill, the rest by two workers after it)"))  # fmt: skip
+    assert (total, distinct) == (reviews, reviews)
