@@ -104,10 +104,7 @@ class Load:
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
             n = 0
             while time.monotonic() < until:
-                trace = f"c{number}-{n}"
-                events = [to_input(started(trace))]
-                events += [to_input(input_observed(trace, s)) for s in range(1, 9)]
-                events.append(to_input(finished(trace, 9)))
+                events = traces(f"c{number}-", n, 1)
                 while True:  # the same batch, the same keys, until the server says yes
                     try:
                         response = await http.post(
@@ -166,6 +163,17 @@ async def audit_log(dsn: str, tenant: str, load: Load) -> tuple[int, int, int]:
     gaps = sum(1 for a, b in itertools.pairwise(positions) if b != a + 1)
     gaps += bool(positions) and positions[0] != 1
     return lost, duplicated, gaps
+
+
+def traces(prefix: str, first: int, count: int) -> list[dict[str, Any]]:
+    """`count` whole ten-event traces (started, 8 inputs, finished) as EventInputs."""
+    events = []
+    for number in range(first, first + count):
+        trace = f"{prefix}{number}"
+        events += [to_input(started(trace))]
+        events += [to_input(input_observed(trace, s)) for s in range(1, 9)]
+        events.append(to_input(finished(trace, 9)))
+    return events
 
 
 def _kill(process: Process) -> None:
@@ -288,12 +296,7 @@ def test_worker_sigkilled_in_a_catch_up_ends_equal_to_an_undisturbed_one(
     async def seed() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             for start_at in range(0, total, 1000):
-                events = []
-                for t in range(start_at // 10, start_at // 10 + 100):
-                    events += [to_input(started(f"w{t}"))]
-                    events += [to_input(input_observed(f"w{t}", s)) for s in range(1, 9)]
-                    events.append(to_input(finished(f"w{t}", 9)))
-                body = await gql(http, APPEND, {"events": events})
+                body = await gql(http, APPEND, {"events": traces("w", start_at // 10, 100)})
                 assert not body["data"]["appendEvents"]["errors"], body
 
     async def settle() -> tuple[float, bool]:
@@ -420,12 +423,7 @@ def test_worker_sigkilled_in_a_rebuild(
     async def scenario() -> tuple[bool, float, int]:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             for first in range(0, total, 1000):
-                events = []
-                for t in range(first // 10, first // 10 + 100):
-                    events += [to_input(started(f"r{t}"))]
-                    events += [to_input(input_observed(f"r{t}", s)) for s in range(1, 9)]
-                    events.append(to_input(finished(f"r{t}", 9)))
-                await call(http, APPEND, {"events": events})
+                await call(http, APPEND, {"events": traces("r", first // 10, 100)})
             while not (before := await call(http, DIGESTS, {"n": total})):
                 pass
             # An undisturbed run tells how long one takes; the kill lands in the middle.
