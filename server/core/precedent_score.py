@@ -116,7 +116,12 @@ def explain(query: Case, case: Case) -> ScoredCase:
         kind = _kind(case.primary_entity)
         add("primary_entity", W_PRIMARY, SAME_TYPE, f"same entity type {kind}")
     common = sorted(set(query.entities) & set(case.entities))
-    add("entities", W_ENTITIES, _jaccard(query.entities, case.entities), "; ".join(common))
+    add(
+        "entities",
+        W_ENTITIES,
+        _jaccard(query.entities, case.entities),
+        "shares " + "; ".join(common),
+    )
     if query.facts:
         for key in sorted(query.facts):
             mine, theirs = query.facts[key], case.facts.get(key)

@@ -91,7 +91,8 @@ def draw_run(run: dict[str, Any]) -> None:
         ui.echart(chart_options(summary)).classes("w-full h-[180px] dg-simulation-chart").mark(
             "simulation-chart"
         )
-        ui.table(columns=COLUMNS, rows=run["flips"], row_key="traceId").classes(
+        rows = [f | {"finishedAt": (f["finishedAt"] or "")[:10]} for f in run["flips"]]
+        ui.table(columns=COLUMNS, rows=rows, row_key="traceId").classes(
             "w-full dg-simulation-flips"
         ).props("dense flat").mark("simulation-flips")
 
