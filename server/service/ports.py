@@ -217,8 +217,6 @@ class PrecedentCases(Protocol):
 
     async def lagging_tenants(self) -> list[str]: ...
 
-    async def reset(self, tenant_id: str) -> None: ...
-
 
 class Replays(Protocol):
     async def create(

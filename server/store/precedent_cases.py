@@ -104,11 +104,3 @@ class PostgresPrecedentCases:
                    WHERE t.last_log_seq > coalesce(c.last_log_seq, 0)"""
             )
         return [r["tenant_id"] for r in rows]
-
-    async def reset(self, tenant_id: str) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':cases', 0))", tenant_id
-            )
-            await conn.execute("DELETE FROM dg_precedent_cases WHERE scope = $1", tenant_id)
-            await conn.execute("DELETE FROM dg_precedent_case_cursors WHERE scope = $1", tenant_id)
