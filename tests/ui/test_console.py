@@ -75,8 +75,9 @@ async def test_approving_from_the_inbox_records_the_decision(
     await user.should_see(marker="rationale", retries=50)
     user.find(marker="rationale").type("Strategic renewal; margin holds")
     user.find(marker="action-approve").click()
-    # Not just "approved": the scored precedent beside the form shows approved cases too.
-    await user.should_see(f"Workflow action recorded for {LIVE_WORKFLOW}", retries=50)
+    # The review's own status chip, on the reloaded page (the scored precedent beside the
+    # form shows approved cases too, so the word alone proves nothing).
+    await user.should_see(marker="workflow-status", content="approved", retries=50)
     data = await gql.data(
         "query($id: String!) { workflow(workflowId: $id) { status currentReason } }",
         {"id": LIVE_WORKFLOW},
