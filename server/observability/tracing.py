@@ -79,7 +79,10 @@ def setup(role: str) -> bool:
 
 
 def current_traceparent() -> str | None:
-    """The W3C traceparent of the current span, if one is recording."""
+    """The W3C traceparent of the current span, if there is one. Called on every append
+    (the announcer's notes): with tracing off there is no span, and nothing is encoded."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
     carrier: dict[str, str] = {}
     _propagator.inject(carrier)
     return carrier.get("traceparent")
@@ -96,7 +99,11 @@ def context_of(traceparent: str | None) -> otel_context.Context | None:
 def pushed(field: str, tenant: str, cause: str | None) -> Iterator[None]:
     """A span for one subscription push, child of the notice's trace. Not made current:
     it is held across a generator's yield, where the context that resumes it may not be
-    the one that suspended it."""
+    the one that suspended it. A push no traced notice caused (tracing off, a sweep, a
+    periodic re-read) gets none: this runs once per subscriber per message."""
+    if cause is None:
+        yield
+        return
     span = tracer().start_span(
         f"dg.push {field}",
         context=context_of(cause),

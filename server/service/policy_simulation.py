@@ -11,7 +11,6 @@ leaves nothing half written: arq retries the job from the start.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Final, Protocol
@@ -24,8 +23,6 @@ from server.core.policy_simulation import (
     SimulationTally,
 )
 from server.service.ports import Audit, Jobs, PrecedentCases, Publisher
-
-_log = logging.getLogger("decisiongraph.simulation")
 
 INLINE_CASES: Final = 5_000
 BATCH: Final = 5_000

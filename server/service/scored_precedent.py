@@ -9,7 +9,6 @@ on each query, so it is never stale however far the projection lags.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
@@ -44,14 +43,12 @@ class _Loaded:
     index: CaseIndex
     position: int = 0  # the last loaded case's finishing position
     cursor: int = 0  # the projection's position when last topped up
-    checked: float = 0.0
 
 
 class ScoredPrecedents:
-    def __init__(self, cases: PrecedentCases, log: EventLog, fresh_for: float = 0.0) -> None:
+    def __init__(self, cases: PrecedentCases, log: EventLog) -> None:
         self._cases = cases
         self._log = log
-        self._fresh_for = fresh_for  # seconds a top-up is trusted before checking again
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -66,19 +63,16 @@ class ScoredPrecedents:
                     dropped, _ = self._loaded.popitem(last=False)
                     self._locks.pop(dropped, None)
             self._loaded.move_to_end(tenant_id)
-            now = time.monotonic()
-            if now - loaded.checked >= self._fresh_for or loaded.checked == 0:
-                # The cursor first: every case finished up to it is then in what we read
-                # (the projection commits whole batches in log order).
-                loaded.cursor = await self._cases.cursor(tenant_id)
-                while True:
-                    batch = await self._cases.finished_since(tenant_id, loaded.position, LOAD_BATCH)
-                    for case in batch:
-                        loaded.index.add(case)
-                        loaded.position = case.last_log_seq
-                    if len(batch) < LOAD_BATCH:
-                        break
-                loaded.checked = now
+            # The cursor first: every case finished up to it is then in what we read
+            # (the projection commits whole batches in log order).
+            loaded.cursor = await self._cases.cursor(tenant_id)
+            while True:
+                batch = await self._cases.finished_since(tenant_id, loaded.position, LOAD_BATCH)
+                for case in batch:
+                    loaded.index.add(case)
+                    loaded.position = case.last_log_seq
+                if len(batch) < LOAD_BATCH:
+                    break
             return loaded.index, loaded.cursor
 
     async def rank(self, tenant_id: str, trace_id: str, limit: int = 10) -> Ranked:
