@@ -67,16 +67,16 @@ async def raw_read(dsn: str, tenants: list[str]) -> float:
 
 
 _FLOOR_COPIES: tuple[tuple[str, str], ...] = (
-    ("dg_cg_nodes", "node_id, node_type, trace_id, log_seq, created_at, metadata_json, fragment"),
+    ("dg_cg_nodes", "node_id, node_type, trace_id, log_seq, created_at, metadata_json"),
     ("dg_cg_edges", "edge_id, edge_type, from_node_id, to_node_id, trace_id, log_seq, "
-                    "created_at, metadata_json, fragment"),
+                    "created_at, metadata_json"),
     ("dg_trace_summary", "trace_id, workflow, title, primary_entity_type, primary_entity_id, "
-                         "outcome, started_at, finished_at, event_count, last_log_seq, fragment"),
+                         "outcome, started_at, finished_at, event_count, last_log_seq"),
     ("dg_policy_eval_index", "index_id, trace_id, policy_id, policy_version, log_seq, "
                              "created_at"),
     ("dg_precedent_index", "source_event_id, log_seq, trace_id, policy_id, policy_version, "
                            "exception_id, primary_entity_type, primary_entity_system, "
-                           "primary_entity_id, fragment"),
+                           "primary_entity_id"),
 )  # fmt: skip
 
 

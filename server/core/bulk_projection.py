@@ -124,7 +124,7 @@ class BulkProjector:
         graph = self._graph and self._wants(CONTEXT_GRAPH, event)
         summary = self._summary and self._wants(TRACE_SUMMARY, event)
         precedent = self._precedent and self._wants(PRECEDENT_INDEX, event)
-        emission = emit(event) if graph else None
+        emission = emit(event, self._nodes) if graph else None
         new_summary = apply_summary(self._open.get(event.trace_id), event) if summary else None
         finished = event.event_type == TRACE_FINISHED
         evaluated = None

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _ascii_string
 from typing import Any, Final
 
@@ -100,6 +101,11 @@ def decode_without_floats(text: str | bytes) -> Any:
 
 class FloatInText(Exception):
     """The JSON text holds a float token."""
+
+
+# One string exactly as C3 writes it (the standard library's C escaper), for fields that
+# are never null: a fragment of a graph row calls it seven times.
+c3_text: Final[Callable[[str], str]] = _ascii_string
 
 
 def c3_string(value: str | None) -> str:

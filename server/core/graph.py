@@ -7,9 +7,10 @@ list with insert-or-ignore reproduces the reference's node-then-ensure-endpoint 
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
-from server.core.canonical_json import c3_string
+from server.core.canonical_json import c3_text as _c3
 from server.core.envelope import StoredEvent
 from server.core.event_types import (
     ACTION_COMMITTED,
@@ -45,9 +46,9 @@ class NodeRow(Value, frozen=True):
     def fragment(self) -> str:
         # Keys in sorted order, strings by the C escaper: byte-equal to digest_json(...)
         return (
-            f'{{"attrs":{{}},"created_at":{c3_string(self.created_at)},"log_seq":{self.log_seq},'
-            f'"node_id":{c3_string(self.node_id)},"node_type":{c3_string(self.node_type)},'
-            f'"trace_id":{c3_string(self.trace_id)}}}'
+            f'{{"attrs":{{}},"created_at":{_c3(self.created_at)},"log_seq":{self.log_seq},'
+            f'"node_id":{_c3(self.node_id)},"node_type":{_c3(self.node_type)},'
+            f'"trace_id":{_c3(self.trace_id)}}}'
         )
 
 
@@ -74,10 +75,10 @@ class EdgeRow(Value, frozen=True):
 
     def fragment(self) -> str:
         return (
-            f'{{"attrs":{{}},"created_at":{c3_string(self.created_at)},'
-            f'"edge_id":{c3_string(self.edge_id)},"edge_type":{c3_string(self.edge_type)},'
-            f'"from_node_id":{c3_string(self.from_node_id)},"log_seq":{self.log_seq},'
-            f'"to_node_id":{c3_string(self.to_node_id)},"trace_id":{c3_string(self.trace_id)}}}'
+            f'{{"attrs":{{}},"created_at":{_c3(self.created_at)},'
+            f'"edge_id":{_c3(self.edge_id)},"edge_type":{_c3(self.edge_type)},'
+            f'"from_node_id":{_c3(self.from_node_id)},"log_seq":{self.log_seq},'
+            f'"to_node_id":{_c3(self.to_node_id)},"trace_id":{_c3(self.trace_id)}}}'
         )
 
 
@@ -129,16 +130,16 @@ class _Emitter:
         trace_id = node_id.partition(":")[2] if node_type == "trace" else self.event.trace_id
         return NodeRow(node_id, node_type, trace_id, self.event.log_seq, self.event.occurred_at)
 
-    def emission(self) -> Emission:
+    def emission(self, written: Container[str]) -> Emission:
         e = self.event
-        nodes = list(self.nodes)
+        nodes = self.nodes
         emitted = {node.node_id for node in nodes}
         edges: list[EdgeRow] = []
         for edge_type, from_id, to_id in self.edges:
-            # A placeholder behind a node this event emits could never be written
-            # (first write wins), so only the missing endpoints get one.
+            # A placeholder behind a node this event emits, or one already written, could
+            # never be written (first write wins), so only the missing endpoints get one.
             for endpoint in (from_id, to_id):
-                if endpoint not in emitted:
+                if endpoint not in emitted and endpoint not in written:
                     emitted.add(endpoint)
                     nodes.append(self.placeholder(endpoint))
             edge_id = f"{edge_type}:{from_id}:{to_id}:{e.event_id}"
@@ -148,8 +149,10 @@ class _Emitter:
         return Emission(nodes, edges)
 
 
-def emit(event: StoredEvent) -> Emission:
-    """The nodes (placeholders included, in write order) and edges of one event."""
+def emit(event: StoredEvent, written: Container[str] = frozenset()) -> Emission:
+    """The nodes (placeholders included, in write order) and edges of one event. Endpoints
+    in `written` (nodes the caller knows to exist) need no placeholder: a whole-log
+    projection passes its node ids, and so skips a placeholder for almost every edge."""
     out = _Emitter(event)
     payload: dict[str, Any] = event.payload if isinstance(event.payload, dict) else {}
     trace = out.trace_node
@@ -188,7 +191,7 @@ def emit(event: StoredEvent) -> Emission:
         action_id = payload.get("action_id")
         if action_id:
             out.edge("trace_committed_action", trace, f"action:{action_id}")
-    return out.emission()
+    return out.emission(written)
 
 
 def _emit_approval(out: _Emitter, payload: dict[str, Any]) -> None:

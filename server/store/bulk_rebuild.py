@@ -83,7 +83,7 @@ class Shadow:
         return row_columns(self.row_type)
 
     def records(self, rows: BulkRows) -> list[tuple[Any, ...]]:
-        return row_records(self.row_type, getattr(rows, self.rows))
+        return row_records(getattr(rows, self.rows))
 
 
 _TABLES: Final = {

@@ -1,9 +1,10 @@
 """Reads of projection state: cursors, digests, failures, summaries, graph and precedents.
 
-Digests stream each row's stored C3 fragment in id order (`COLLATE "C"` = code-point
-order) through an incremental SHA-256, inside one REPEATABLE READ snapshot together with
-the cursor they describe. A digest is a pure function of (log, projection, cursor), so
-it is cached by cursor and recomputed only when the projection has moved.
+Digests stream each row in id order (`COLLATE "C"` = code-point order), write its C3
+fragment from its columns and feed it to an incremental SHA-256, inside one REPEATABLE
+READ snapshot together with the cursor they describe. A digest is a pure function of
+(log, projection, cursor), so it is cached by cursor and recomputed only when the
+projection has moved.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from server.core.digest import (
 from server.core.errors import invalid_argument
 from server.core.graph import EdgeRow, NodeRow
 from server.core.graph_query import EdgeCursor, EdgeRef
+from server.core.precedent import PrecedentRow
 from server.core.precedent_query import PrecedentHit, PrecedentQuery
 from server.core.projection_batch import FailureRecord
 from server.core.replay import ALL_PROJECTIONS
 from server.core.trace_summary import SummaryRow
+from server.core.value import Value
 from server.core.workflow import WORKFLOWS
 from server.store.database import translate
+from server.store.projection_writer import row_columns
 
 _PREFETCH: Final = 5_000
 
@@ -48,19 +52,29 @@ async def cursors(conn: asyncpg.Connection, scope: str) -> dict[str, int]:
     return {p: found.get(p, 0) for p in ALL_PROJECTIONS}
 
 
-async def _stream(writer: DigestWriter, conn: asyncpg.Connection, sql: str, scope: str) -> None:
-    async for record in conn.cursor(sql, scope, prefetch=_PREFETCH):
-        writer.element(record["fragment"])
+async def _stream(
+    writer: DigestWriter, conn: asyncpg.Connection, sql: str, scope: str, row: type[Value] | None
+) -> None:
+    """Rows in batches (no await per row), each batch's fragments hashed at once."""
+    cursor = await conn.cursor(sql, scope)
+    while records := await cursor.fetch(_PREFETCH):
+        if row is None:  # a table that stores its fragments (the workflow projection's)
+            writer.elements([record[0] for record in records])
+        else:
+            fragment = row.fragment  # type: ignore[attr-defined]
+            writer.elements([fragment(row(*record)) for record in records])
 
 
-# Each projection's digest: its text, then each table's fragments in id order between texts.
-_DIGEST_PARTS: Final = {
-    CONTEXT_GRAPH: ('{"edges":[', ("dg_cg_edges", "edge_id"), '],"nodes":[',
-                    ("dg_cg_nodes", "node_id"), "]}"),
-    TRACE_SUMMARY: ("[", ("dg_trace_summary", "trace_id"), "]"),
-    PRECEDENT_INDEX: ("[", ("dg_precedent_index", "source_event_id"), "]"),
-    WORKFLOWS: ('{"actions":[', ("dg_workflow_actions", "seq"), '],"items":[',
-                ("dg_workflow_items", "workflow_id"), "]}"),
+# Each projection's digest: its text, then each table's rows in id order between texts,
+# with the row type that writes a row's fragment from its columns (ADR 0015), or None
+# where the table stores the fragment itself.
+_DIGEST_PARTS: Final[dict[str, tuple[str | tuple[str, str, type[Value] | None], ...]]] = {
+    CONTEXT_GRAPH: ('{"edges":[', ("dg_cg_edges", "edge_id", EdgeRow), '],"nodes":[',
+                    ("dg_cg_nodes", "node_id", NodeRow), "]}"),
+    TRACE_SUMMARY: ("[", ("dg_trace_summary", "trace_id", SummaryRow), "]"),
+    PRECEDENT_INDEX: ("[", ("dg_precedent_index", "source_event_id", PrecedentRow), "]"),
+    WORKFLOWS: ('{"actions":[', ("dg_workflow_actions", "seq", None), '],"items":[',
+                ("dg_workflow_items", "workflow_id", None), "]}"),
 }  # fmt: skip
 
 
@@ -76,10 +90,11 @@ async def compute_digest(
         if isinstance(part, str):
             writer.text(part)
         else:
-            table, order = part
+            table, order, row = part
             table = (tables or {}).get(table, table)
-            sql = f"SELECT fragment FROM {table} WHERE scope = $1 ORDER BY {order}"
-            await _stream(writer, conn, sql, scope)
+            columns = "fragment" if row is None else ", ".join(row_columns(row))
+            sql = f"SELECT {columns} FROM {table} WHERE scope = $1 ORDER BY {order}"
+            await _stream(writer, conn, sql, scope, row)
     return writer.hexdigest()
 
 
@@ -253,7 +268,7 @@ async def node_edges(
     rows = await conn.fetch(
         f"""SELECT {_EDGE_COLUMNS} FROM dg_cg_edges
             WHERE scope = $1 AND {scope_sql}
-              AND ($3::bigint IS NULL OR (log_seq, edge_id) > ($3, $4::text))
+              AND ($3::bigint IS NULL OR log_seq >= $3 AND (log_seq, edge_id) > ($3, $4::text))
             ORDER BY log_seq, edge_id LIMIT $5""",
         scope,
         key,

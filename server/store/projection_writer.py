@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import asyncpg
 from msgspec.structs import astuple
@@ -97,16 +97,13 @@ _SOURCES: Final = f"""
 
 
 def row_columns(row: type[Value]) -> tuple[str, ...]:
-    """A projection table's columns (beside scope): the row type's fields, in order, then
-    its C3 `fragment` when it has one."""
-    fields = tuple(row.__struct_fields__)
-    return (*fields, "fragment") if hasattr(row, "fragment") else fields
+    """A projection table's columns (beside scope): the row type's fields, in order. No
+    stored C3 fragment: digests build it from these (ADR 0015)."""
+    return tuple(row.__struct_fields__)
 
 
-def row_records(row: type[Value], rows: Iterable[Value]) -> list[tuple[Any, ...]]:
-    """The values of `rows` (all of type `row`) in row_columns order."""
-    if hasattr(row, "fragment"):
-        return [(*astuple(r), cast(Any, r).fragment()) for r in rows]
+def row_records(rows: Iterable[Value]) -> list[tuple[Any, ...]]:
+    """The values of `rows` in row_columns order."""
     return [astuple(r) for r in rows]
 
 
@@ -114,11 +111,11 @@ def row_records(row: type[Value], rows: Iterable[Value]) -> list[tuple[Any, ...]
 class _Insert:
     """A multi-row INSERT of one projection table from a row type's values.
 
-    The columns are the row type's fields, in order, then its C3 `fragment` when it has
-    one. Text columns travel as the rows of one two-dimensional text[] ($2): asyncpg
-    checks every element of a one-dimensional array against collections.abc (two
-    Python-level isinstance calls per string), but only the first row of a
-    two-dimensional one. Each other column is an array of its own ($3, $4, ...).
+    The columns are the row type's fields, in order. Text columns travel as the rows of
+    one two-dimensional text[] ($2): asyncpg checks every element of a one-dimensional
+    array against collections.abc (two Python-level isinstance calls per string), but
+    only the first row of a two-dimensional one. Each other column is an array of its
+    own ($3, $4, ...).
     """
 
     table: str
@@ -151,7 +148,7 @@ class _Insert:
         )
 
     def arguments(self, rows: Iterable[Value]) -> list[Any]:
-        columns = [list(column) for column in zip(*row_records(self.row, rows), strict=True)]
+        columns = [list(column) for column in zip(*row_records(rows), strict=True)]
         kinds = [kind for _, kind in self.columns]
         text = [c for c, kind in zip(columns, kinds, strict=True) if kind == "text"]
         return [text, *(c for c, kind in zip(columns, kinds, strict=True) if kind != "text")]
@@ -167,8 +164,7 @@ _SUMMARIES_UPSERT: Final = _Insert.of(
         primary_entity_type = EXCLUDED.primary_entity_type,
         primary_entity_id = EXCLUDED.primary_entity_id, outcome = EXCLUDED.outcome,
         started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
-        event_count = EXCLUDED.event_count, last_log_seq = EXCLUDED.last_log_seq,
-        fragment = EXCLUDED.fragment""",
+        event_count = EXCLUDED.event_count, last_log_seq = EXCLUDED.last_log_seq""",
     event_count="int",
     last_log_seq="bigint",
 )

@@ -85,8 +85,7 @@ async def test_verify_detects_a_tampered_projection(
     await gql.data(DIGESTS, {"n": len(events)})
     async with pool.acquire() as conn:  # someone edits projection rows by hand
         await conn.execute(
-            "UPDATE dg_trace_summary SET title = 'edited', fragment = "
-            "replace(fragment, 'Renewal', 'Edited') WHERE scope = $1",
+            "UPDATE dg_trace_summary SET title = 'edited' WHERE scope = $1",
             tenant,
         )
         await conn.execute("DELETE FROM dg_projection_digests WHERE scope = $1", tenant)
