@@ -21,7 +21,7 @@ from server.core.digest import (
     array_digest,
     graph_digest,
 )
-from server.core.envelope import StoredEvent
+from server.core.envelope import ProjectedEvent
 from server.core.errors import DecisionGraphError
 from server.core.event_types import POLICY_EVALUATED, TRACE_FINISHED
 from server.core.graph import EdgeRow, NodeRow, emit
@@ -83,7 +83,7 @@ class BulkProjector:
         self._precedent = PRECEDENT_INDEX in self.projections
         self._expected: dict[str, int] = {}
         self._open: dict[str, SummaryRow] = {}
-        self._sources: dict[str, list[StoredEvent]] = {}
+        self._sources: dict[str, list[ProjectedEvent]] = {}
         self._nodes: set[str] = set()
         self._policy_evals: set[str] = set()
 
@@ -94,7 +94,7 @@ class BulkProjector:
             return 0
         return max(self.limits[p] for p in self.projections)
 
-    def feed(self, events: Iterable[StoredEvent], *, float_free: bool = False) -> BulkRows:
+    def feed(self, events: Iterable[ProjectedEvent], *, float_free: bool = False) -> BulkRows:
         """Project events in order; stops for good at the first that fails. `float_free`:
         their payloads are known to hold no float (decoded by `decode_without_floats`)."""
         out = BulkRows()
@@ -115,11 +115,11 @@ class BulkProjector:
         """The summaries of traces still open: their final rows for this log."""
         return BulkRows(summaries=list(self._open.values()))
 
-    def _wants(self, projection: str, event: StoredEvent) -> bool:
+    def _wants(self, projection: str, event: ProjectedEvent) -> bool:
         limit = self.limits.get(projection)
         return limit is None or event.log_seq <= limit
 
-    def _project(self, event: StoredEvent, out: BulkRows) -> None:
+    def _project(self, event: ProjectedEvent, out: BulkRows) -> None:
         """Everything one event contributes; raises before anything of it is kept."""
         graph = self._graph and self._wants(CONTEXT_GRAPH, event)
         summary = self._summary and self._wants(TRACE_SUMMARY, event)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from server.core.value import Value
 
@@ -107,3 +107,43 @@ def envelope_from_dict(raw: dict[str, Any]) -> EventEnvelope:
         schema_version=raw.get("schema_version", 1),
         tags=tuple(raw.get("tags", ())),
     )
+
+
+class ProjectedEvent(Protocol):
+    """What the projections read of a stored event (spec §6): its position, identity,
+    type, time, actor, payload and hash. A StoredEvent is one; a whole-log REBUILD or
+    VERIFY reads only these columns of the log and builds LoggedFacts."""
+
+    @property
+    def log_seq(self) -> int: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def trace_id(self) -> str: ...
+    @property
+    def trace_seq(self) -> int: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def occurred_at(self) -> str: ...
+    @property
+    def actor(self) -> ActorRef: ...
+    @property
+    def payload(self) -> Any: ...
+    @property
+    def payload_hash(self) -> str: ...
+
+
+class LoggedFacts(Value, frozen=True):
+    """The ProjectedEvent part of a stored event, and nothing else: about half the columns
+    of a log row, so a bulk projection reads, sends and builds less per event."""
+
+    log_seq: int
+    event_id: str
+    trace_id: str
+    trace_seq: int
+    event_type: str
+    occurred_at: str
+    actor: ActorRef
+    payload: Any
+    payload_hash: str

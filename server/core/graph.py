@@ -11,7 +11,7 @@ from collections.abc import Container
 from typing import Any
 
 from server.core.canonical_json import c3_text as _c3
-from server.core.envelope import StoredEvent
+from server.core.envelope import ProjectedEvent
 from server.core.event_types import (
     ACTION_COMMITTED,
     ACTION_PROPOSED,
@@ -98,7 +98,7 @@ def _entity_id(ref: Any) -> str:
     return f"entity:{ref.get('entity_type') or 'unknown'}:{ref.get('entity_id') or 'unknown'}"
 
 
-def _policy_id(event: StoredEvent) -> str:
+def _policy_id(event: ProjectedEvent) -> str:
     policy = event.payload.get("policy")
     policy = policy if isinstance(policy, dict) else {}
     policy_id = policy.get("policy_id")
@@ -111,7 +111,7 @@ def _policy_id(event: StoredEvent) -> str:
 class _Emitter:
     """Collects one event's nodes and edges with the event's row attributes."""
 
-    def __init__(self, event: StoredEvent) -> None:
+    def __init__(self, event: ProjectedEvent) -> None:
         self.event = event
         self.trace_node = f"trace:{event.trace_id}"
         self.nodes: list[NodeRow] = []
@@ -149,7 +149,7 @@ class _Emitter:
         return Emission(nodes, edges)
 
 
-def emit(event: StoredEvent, written: Container[str] = frozenset()) -> Emission:
+def emit(event: ProjectedEvent, written: Container[str] = frozenset()) -> Emission:
     """The nodes (placeholders included, in write order) and edges of one event. Endpoints
     in `written` (nodes the caller knows to exist) need no placeholder: a whole-log
     projection passes its node ids, and so skips a placeholder for almost every edge."""

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from server.core.canonical_json import c3_string
-from server.core.envelope import StoredEvent
+from server.core.envelope import ProjectedEvent
 from server.core.errors import schema_violation
 from server.core.event_types import EXCEPTION_REQUESTED, POLICY_EVALUATED, TRACE_STARTED
 from server.core.value import Value
@@ -71,7 +71,7 @@ def _policy(payload: dict[str, Any]) -> tuple[Any, Any]:
     return policy.get("policy_id"), policy.get("policy_version")
 
 
-def policy_eval_row(event: StoredEvent) -> PolicyEvalRow:
+def policy_eval_row(event: ProjectedEvent) -> PolicyEvalRow:
     """§6.5: one row per PolicyEvaluated; a missing id or version is a schema violation."""
     policy_id, version = _policy(event.payload)
     if not policy_id or not version:
@@ -86,7 +86,7 @@ def policy_eval_row(event: StoredEvent) -> PolicyEvalRow:
     )
 
 
-def precedent_rows(trace_events: Iterable[StoredEvent]) -> list[PrecedentRow]:
+def precedent_rows(trace_events: Iterable[ProjectedEvent]) -> list[PrecedentRow]:
     """§6.6: entries of a finished trace, given its events in trace_seq order."""
     entity: dict[str, Any] | None = None
     rows: list[PrecedentRow] = []

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from server.core.digest import CONTEXT_GRAPH, PRECEDENT_INDEX, TRACE_SUMMARY
-from server.core.envelope import StoredEvent
+from server.core.envelope import ProjectedEvent, StoredEvent
 from server.core.errors import DecisionGraphError
 from server.core.event_types import POLICY_EVALUATED, TRACE_FINISHED
 from server.core.graph import EdgeRow, NodeRow, emit
@@ -38,7 +38,7 @@ class BatchInputs:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    event: StoredEvent
+    event: ProjectedEvent
     error: DecisionGraphError
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from server.core.canonical_json import payload_hash_mismatch
 from server.core.digest import Digests, array_digest, graph_digest, sorted_fragments
-from server.core.envelope import StoredEvent
+from server.core.envelope import ProjectedEvent, StoredEvent
 from server.core.errors import conflict, sequence_invalid
 from server.core.event_types import POLICY_EVALUATED, TRACE_FINISHED
 from server.core.graph import EdgeRow, NodeRow, emit
@@ -25,7 +25,9 @@ from server.core.precedent import (
 from server.core.trace_summary import SummaryRow, apply_summary
 
 
-def verify_event(event: StoredEvent, expected_trace_seq: int, *, float_free: bool = False) -> None:
+def verify_event(
+    event: ProjectedEvent, expected_trace_seq: int, *, float_free: bool = False
+) -> None:
     """Refuse an event whose payload no longer matches its hash, or that skips a trace_seq.
 
     `float_free`: the payload is known to hold no float (see payload_hash_mismatch).

@@ -12,7 +12,7 @@ from typing import Any
 from msgspec import structs
 
 from server.core.canonical_json import c3_string
-from server.core.envelope import StoredEvent
+from server.core.envelope import ProjectedEvent
 from server.core.event_types import TRACE_FINISHED, TRACE_STARTED
 from server.core.value import Value
 
@@ -58,7 +58,7 @@ def touches_summary(event_type: str) -> bool:
     return event_type in (TRACE_STARTED, TRACE_FINISHED)
 
 
-def apply_summary(row: SummaryRow | None, event: StoredEvent) -> SummaryRow | None:
+def apply_summary(row: SummaryRow | None, event: ProjectedEvent) -> SummaryRow | None:
     """The row after `event`; None when the event leaves the summary untouched."""
     payload: dict[str, Any] = event.payload if isinstance(event.payload, dict) else {}
     if event.event_type == TRACE_STARTED:

@@ -32,7 +32,7 @@ import asyncpg
 import msgspec
 
 from server.core.append_plan import LogState, PlannedEvent, TraceHead, plan_and_advance
-from server.core.envelope import ActorRef, EventEnvelope, SourceRef, StoredEvent
+from server.core.envelope import ActorRef, EventEnvelope, LoggedFacts, SourceRef, StoredEvent
 from server.core.errors import (
     DecisionGraphError,
     conflict,
@@ -160,6 +160,31 @@ def row_to_event(
         SourceRef(producer_id, system, subsystem), ActorRef(actor_type, actor_id),
         idempotency_key, payload, payload_hash, correlation_id, causation_event_id,
         schema_version, tags,
+    )  # fmt: skip
+
+
+# The columns a projection reads (core ProjectedEvent), in row_to_facts order.
+FACT_COLUMNS: Final = (
+    "log_seq, event_id, trace_id, trace_seq, event_type, occurred_at, actor_type, actor_id, "
+    "payload_json, payload_hash"
+)
+
+
+def row_to_facts(
+    row: asyncpg.Record | tuple[Any, ...], decode: Callable[[str], Any] = _decode
+) -> LoggedFacts:
+    """A row selected as FACT_COLUMNS: what a whole-log projection needs of an event."""
+    (
+        log_seq, event_id, trace_id, trace_seq, event_type, occurred_at, actor_type, actor_id,
+        payload_json, payload_hash,
+    ) = row  # fmt: skip
+    try:
+        payload = decode(payload_json)
+    except (msgspec.DecodeError, ValueError, TypeError) as exc:
+        raise storage(f"Failed to deserialize event data for event_id={event_id}: {exc}") from None
+    return LoggedFacts(
+        log_seq, event_id, trace_id, trace_seq, event_type, occurred_at,
+        ActorRef(actor_type, actor_id), payload, payload_hash,
     )  # fmt: skip
 
 

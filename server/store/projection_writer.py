@@ -15,7 +15,7 @@ from typing import Any, Final
 import asyncpg
 from msgspec.structs import astuple
 
-from server.core.envelope import StoredEvent
+from server.core.envelope import ProjectedEvent, StoredEvent
 from server.core.graph import EdgeRow, NodeRow
 from server.core.precedent import PRECEDENT_SOURCE_TYPES, PolicyEvalRow, PrecedentRow
 from server.core.projection_batch import (
@@ -343,7 +343,7 @@ async def record_failure(
     conn: asyncpg.Connection,
     scope: str,
     projections: str | Sequence[str],
-    event: StoredEvent,
+    event: ProjectedEvent,
     error: Any,
 ) -> None:
     """An open failure for these projections, stopped before `event`."""
