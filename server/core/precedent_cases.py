@@ -10,6 +10,7 @@ log always yields the same cases. Scoring lives in `precedent_score`.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -174,9 +175,16 @@ def _entity(value: Any) -> str | None:
 
 
 def _add(have: tuple[str, ...], more: Iterable[str | None]) -> tuple[str, ...]:
-    """A sorted set as a tuple: the order never depends on arrival."""
-    new = {m for m in more if m} - set(have)
-    return tuple(sorted((*have, *new))) if new else have
+    """A sorted set as a tuple: the order never depends on arrival. Each item is placed by
+    bisection, not by rebuilding and re-sorting a set: a trace that names a new entity in
+    each of its thousands of events must not cost a sort of all of them per event."""
+    out = have
+    for item in more:
+        if item:
+            at = bisect_left(out, item)
+            if at == len(out) or out[at] != item:
+                out = (*out[:at], item, *out[at:])
+    return out
 
 
 def _facts(have: dict[str, Fact], facts: Any) -> dict[str, Fact]:

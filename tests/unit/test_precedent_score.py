@@ -75,3 +75,22 @@ def test_a_decision_is_warned_when_the_strongest_precedent_mostly_went_the_other
     # The top three decided: r1, a2 (approved, then an incident), r2: all against approving.
     assert [(w.decision, w.trace_ids) for w in warnings] == [("approved", ("a2", "r1", "r2"))]
     assert "then an incident" in warnings[0].message
+
+
+def test_a_case_keeps_its_entities_as_a_sorted_set_whatever_the_arrival_order() -> None:
+    from server.core.envelope import ActorRef, SourceRef, StoredEvent
+    from server.core.precedent_cases import fold_case
+
+    names = [f"opp-{n}" for n in range(300)] * 2  # each entity named twice
+    random.Random(7).shuffle(names)
+    case = None
+    for seq, name in enumerate(names, start=1):
+        payload = {"source": {"object_type": "opportunity", "object_id": name}}
+        event = StoredEvent(
+            seq, f"e{seq}", "t", seq, "InputObserved", "2026-12-06T00:00:00Z",
+            "2026-12-06T00:00:00Z", SourceRef("p", "s"), ActorRef("agent", "a"), f"k{seq}",
+            payload, "sha256:unchecked",
+        )  # fmt: skip
+        case = fold_case(case, event)
+    assert case is not None
+    assert case.entities == tuple(sorted({f"opportunity:{name}" for name in names}))
