@@ -22,7 +22,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 import asyncpg
@@ -44,6 +44,13 @@ from server.store.projection_writer import (
 
 CHUNK: Final = 2_000  # events per read, and rows per COPY
 TAIL: Final = 2_000  # at most this much of the log is projected inside the swap
+# A table of at most this many rows skips the shadow: its rows are held in memory and
+# replace the live partition's in place, inside the swap's transaction (DELETE, then COPY
+# into the indexed partition). Below this size a shadow's fixed cost (create it, build
+# each index, detach, drop, attach, rename: a dozen catalog changes, each invalidating
+# every backend's cache of the parent) exceeds maintaining the indexes row by row; a
+# small tenant's REBUILD then changes no catalog at all.
+SMALL_TABLE: Final = 2_000
 # The swap's exclusive locks on the parents wait at most this long, then let go and try
 # again: well below deadlock_timeout (1 s), so that in a lock cycle with another scope's
 # catch-up it is always the swap that steps back.
@@ -58,15 +65,19 @@ Progress = Callable[[int], Awaitable[bool]]  # events loaded so far -> keep goin
 _ASYNC_COMMIT: Final = "SET LOCAL synchronous_commit = off"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Shadow:
-    """One projection table's shadow for one scope and one run."""
+    """One projection table of one scope in one run: its rows, held in memory while they
+    are few, or its shadow table once they are not (SMALL_TABLE)."""
 
     parent: str
     rows: str  # the BulkRows field that feeds it
     row_type: type[Value]
     scope: str
     run: str
+    small: int = SMALL_TABLE  # rows held in memory at most (tests vary it)
+    created: bool = False  # the shadow table exists (its rows go there, not to `held`)
+    held: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
     def partition(self) -> str:
@@ -110,13 +121,13 @@ _INDEXES: Final = """
 _ON_PARENT: Final = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ ")
 
 
-def shadows(scope: str, projections: Sequence[str]) -> list[Shadow]:
-    """The shadow tables of these projections for one attempt: a random name of their own,
-    so that nothing an earlier attempt left (even indexes of a partition it swapped in
-    before a crash) is in the way."""
+def shadows(scope: str, projections: Sequence[str], small: int = SMALL_TABLE) -> list[Shadow]:
+    """The tables of these projections for one attempt, each shadow with a random name of
+    its own, so that nothing an earlier attempt left (even indexes of a partition it
+    swapped in before a crash) is in the way."""
     run = secrets.token_hex(4)
     return [
-        Shadow(parent, rows, row_type, scope, run)
+        Shadow(parent, rows, row_type, scope, run, small)
         for projection in projections
         for parent, rows, row_type in _TABLES[projection]
     ]
@@ -130,11 +141,11 @@ async def ensure_partitions(conn: asyncpg.Connection, scope: str) -> None:
     await conn.execute("SELECT dg_ensure_projection_partitions($1)", scope)
 
 
-async def create(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
-    """Fresh, empty shadows; any left by an earlier attempt of this scope are dropped.
-
-    The CHECK on scope lets ATTACH PARTITION skip scanning the table to prove it.
-    """
+async def create(
+    conn: asyncpg.Connection, tables: Sequence[Shadow], *, shadow_all: bool = False
+) -> None:
+    """Drop whatever an earlier attempt of this scope left; with `shadow_all`, create
+    every shadow now (otherwise each is created when its rows outgrow SMALL_TABLE)."""
     patterns = [shadow.partition.replace("_", r"\_") + r"\_%" for shadow in tables]
     leftovers = await conn.fetch(
         "SELECT relname FROM pg_class WHERE relname LIKE ANY($1::text[]) AND relkind = 'r' "
@@ -142,27 +153,50 @@ async def create(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
         patterns,
     )
     statements = [f'DROP TABLE "{row["relname"]}"' for row in leftovers]
-    for shadow in tables:
-        scope = _literal(shadow.scope)
-        statements += [
-            f"CREATE TABLE {shadow.name} (LIKE {shadow.parent} INCLUDING DEFAULTS, "
-            f"CONSTRAINT {shadow.name}_scope CHECK (scope = {scope})) "
-            f"WITH (autovacuum_enabled = false)",
-            f"ALTER TABLE {shadow.name} ALTER COLUMN scope SET DEFAULT {scope}",
-        ]
-    async with conn.transaction():
-        await conn.execute(_ASYNC_COMMIT)
-        await conn.execute(";\n".join(statements))  # one round trip
+    if shadow_all:
+        for shadow in tables:
+            statements += _creation(shadow)
+            shadow.created = True
+    if statements:
+        async with conn.transaction():
+            await conn.execute(_ASYNC_COMMIT)
+            await conn.execute(";\n".join(statements))  # one round trip
+
+
+def _creation(shadow: Shadow) -> list[str]:
+    """A shadow without indexes. The CHECK on scope lets ATTACH PARTITION skip scanning
+    the table to prove it."""
+    scope = _literal(shadow.scope)
+    return [
+        f"CREATE TABLE {shadow.name} (LIKE {shadow.parent} INCLUDING DEFAULTS, "
+        f"CONSTRAINT {shadow.name}_scope CHECK (scope = {scope})) "
+        f"WITH (autovacuum_enabled = false)",
+        f"ALTER TABLE {shadow.name} ALTER COLUMN scope SET DEFAULT {scope}",
+    ]
 
 
 async def drop(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
     for shadow in tables:
-        await conn.execute(f"DROP TABLE IF EXISTS {shadow.name}")
+        if shadow.created:
+            await conn.execute(f"DROP TABLE IF EXISTS {shadow.name}")
 
 
-async def copy(conn: asyncpg.Connection, tables: Sequence[Shadow], rows: BulkRows) -> None:
+async def copy(
+    conn: asyncpg.Connection, tables: Sequence[Shadow], rows: BulkRows, *, grow: bool = True
+) -> None:
+    """Each table's new rows into its shadow, or held in memory while the table is small.
+    A table whose rows outgrow SMALL_TABLE gets its shadow here, on the caller's
+    connection (inside its transaction), and the held rows go first; not once the indexes
+    are built (`grow` False: the swap writes whatever is still held in place)."""
     for shadow in tables:
         records = shadow.records(rows)
+        if not shadow.created:
+            shadow.held += records
+            if len(shadow.held) <= shadow.small or not grow:
+                continue
+            await conn.execute(";\n".join(_creation(shadow)))
+            shadow.created = True
+            records, shadow.held = shadow.held, []
         if records:
             await conn.copy_records_to_table(shadow.name, records=records, columns=shadow.columns)
 
@@ -277,6 +311,8 @@ async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:
     keys: list[str] = []
     async with pool.acquire() as conn:
         for shadow in tables:
+            if not shadow.created:
+                continue
             for n, row in enumerate(await conn.fetch(_INDEXES, shadow.parent)):
                 index = f"{shadow.name}_i{n}"
                 unique = "UNIQUE " if row["definition"].startswith("CREATE UNIQUE") else ""
@@ -288,6 +324,8 @@ async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:
                         f"ALTER TABLE {shadow.name} "
                         f"ADD CONSTRAINT {index} {kind} USING INDEX {index}"
                     )
+    if not builds:
+        return
     pending = list(reversed(builds))
 
     async def builder() -> None:
@@ -310,8 +348,9 @@ async def swap(
     projector: BulkProjector,
     projections: Sequence[str],
 ) -> None:
-    """Inside the caller's transaction: project the rest of the log into the shadows,
-    then make them the scope's partitions, with cursors and failures, all at once.
+    """Inside the caller's transaction: project the rest of the log, replace the small
+    tables' rows in place and make the shadows the scope's partitions, with cursors and
+    failures, all at once.
 
     The projections' advisory locks keep incremental catch-up of this scope out from
     here to the commit; parents are locked exclusively only for the DDL at the end.
@@ -325,13 +364,23 @@ async def swap(
     position = max(projector.cursors.values(), default=0)
     if projector.failure is None and position < end:
         records = await conn.fetch(_FACTS_IN_WINDOW, tenant, position, end)
-        await copy(conn, tables, _project(projector, records))
-    await copy(conn, tables, projector.close())
-    for attempt in range(_SWAP_TRIES):
+        await copy(conn, tables, _project(projector, records), grow=False)
+    await copy(conn, tables, projector.close(), grow=False)
+    for shadow in tables:
+        if not shadow.created:  # a small table: its new rows replace the old in place
+            await conn.execute(f"DELETE FROM {shadow.partition}")
+            if shadow.held:  # the partition has no default scope, unlike a shadow
+                await conn.copy_records_to_table(
+                    shadow.partition,
+                    records=[(shadow.scope, *record) for record in shadow.held],
+                    columns=("scope", *shadow.columns),
+                )
+    shadowed = [shadow for shadow in tables if shadow.created]
+    for attempt in range(_SWAP_TRIES if shadowed else 0):
         try:
             async with conn.transaction():  # a savepoint: a lock timeout retries only this
                 await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
-                await _exchange(conn, tables)
+                await _exchange(conn, shadowed)
             break
         except asyncpg.LockNotAvailableError:
             if attempt == _SWAP_TRIES - 1:

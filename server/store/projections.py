@@ -40,7 +40,11 @@ class PostgresProjections:
     (store/workflows.py), behind one port."""
 
     def __init__(
-        self, pool: asyncpg.Pool, batch_size: int = 1000, verify_in_memory: int = 100_000
+        self,
+        pool: asyncpg.Pool,
+        batch_size: int = 1000,
+        verify_in_memory: int = 100_000,
+        small_table: int = bulk.SMALL_TABLE,
     ) -> None:
         self._pool = pool
         self._batch_size = batch_size
@@ -49,6 +53,7 @@ class PostgresProjections:
         # A VERIFY of at most this many events digests its rows in memory (~1.5 KB an
         # event at the peak) instead of loading, sorting and reading back scratch tables.
         self._verify_in_memory = verify_in_memory
+        self._small_table = small_table  # REBUILD: rows a table keeps in memory, not a shadow
 
     async def _ensure_partitions(self, scope: str) -> None:
         """The scope's projection partitions exist before its first write (migration 7)."""
@@ -106,7 +111,7 @@ class PostgresProjections:
         atomically (store/bulk_rebuild.py), stopping at a failing event as catch-up does.
         False from `progress` cancels."""
         await self._ensure_partitions(tenant_id)
-        tables = bulk.shadows(tenant_id, projections)
+        tables = bulk.shadows(tenant_id, projections, self._small_table)
         projector = BulkProjector(projections)
         swapped = False
         try:
@@ -160,7 +165,7 @@ class PostgresProjections:
         tables = bulk.shadows(tenant_id, projections)
         try:
             async with self._pool.acquire() as conn:
-                await bulk.create(conn, tables)
+                await bulk.create(conn, tables, shadow_all=True)  # digested from the tables
             _, going = await bulk.load(
                 self._pool, tenant_id, tables, projector, 0, projector.end, progress
             )
