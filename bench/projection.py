@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import time
 import uuid
 from typing import Any, Final
@@ -183,41 +184,82 @@ def _span(states: list[dict[str, Any]], events: int) -> dict[str, Any]:
             "events_per_s": round(events / seconds)}  # fmt: skip
 
 
+ROUNDS: Final = 3
+
+
+def _paired(runs: list[dict[str, Any]], events: int) -> dict[str, Any]:
+    """Rounds of one kind, each with the raw read measured right after it: the median
+    round by rate, and the median of the per-round shares of the raw read."""
+    ordered = sorted(runs, key=lambda run: run["events_per_s"])
+    middle = ordered[len(ordered) // 2]
+    shares = [round(run["events_per_s"] / run["raw_rows_per_s"] * 100, 1) for run in runs]
+    return middle | {
+        "events": events,
+        "rounds": [
+            {"events_per_s": run["events_per_s"], "raw_rows_per_s": run["raw_rows_per_s"],
+             "share": share} for run, share in zip(runs, shares, strict=True)
+        ],
+        "share": statistics.median(shares),
+    }  # fmt: skip
+
+
 async def rebuild_and_verify(
-    url: str, token: str, tenants: list[str], events: int
+    url: str, token: str, tenants: list[str], events: int, dsn: str
 ) -> dict[str, Any]:
-    """REBUILD every tenant, then VERIFY every tenant while a reader keeps reading."""
+    """ROUNDS times: REBUILD every tenant (one run each, requested at once); then ROUNDS
+    times VERIFY every tenant while a reader keeps reading the live projection. Each
+    round is followed by a raw read of the same rows, so every ratio compares two
+    measurements taken seconds apart on this machine, whose speed drifts by minutes."""
     per_tenant = events // len(tenants)
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
         before = [await _digests(http, token, t, per_tenant) for t in tenants]
         for tenant in tenants:  # the worker is idle once the case projection caught up too
             await _cases(http, token, tenant, per_tenant)
-        rebuilt = _span(await _replays(http, token, tenants, "REBUILD"), events)
-        after = [await _digests(http, token, t, per_tenant) for t in tenants]
-        stop = asyncio.Event()
-        latencies: list[float] = []
+        rebuilds = []
+        import sys
+        sys.path.insert(0, "/tmp/prof")
+        from proccpu import snap, diff
+        import subprocess
+        pids = subprocess.run(["pgrep", "-f", "multiprocessing-fork"], capture_output=True, text=True).stdout.split()
+        spies = [subprocess.Popen(["/work/main/.venv/bin/py-spy", "record", "-r", "200", "-f", "raw", "-d", "7", "-o", f"/tmp/prof/child{i}.txt", "-p", pid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i, pid in enumerate(pids)]
+        await asyncio.sleep(0.5)
+        for _ in range(ROUNDS):
+            s0 = snap()
+            rebuilt = _span(await _replays(http, token, tenants, "REBUILD"), events)
+            print("CPU", diff(s0, snap()), flush=True)
+            rebuilds.append(rebuilt | {"raw_rows_per_s": round(await raw_read(dsn, tenants))})
+            after = [await _digests(http, token, t, per_tenant) for t in tenants]
+            assert [b["digests"] for b in before] == [a["digests"] for a in after], (
+                "REBUILD changed a digest"
+            )
+        verifies = []
+        for _ in range(ROUNDS):
+            stop = asyncio.Event()
+            latencies: list[float] = []
 
-        async def reader() -> None:
-            query = "query($t: String!) { trace(traceId: $t) { traceId eventCount } }"
-            while not stop.is_set():
-                began = time.perf_counter()
-                await _gql(http, token, tenants[0], query, {"t": f"{tenants[0]}-0"})
-                latencies.append((time.perf_counter() - began) * 1000)
-                await asyncio.sleep(0.01)
+            async def reader(stop: asyncio.Event, latencies: list[float]) -> None:
+                query = "query($t: String!) { trace(traceId: $t) { traceId eventCount } }"
+                while not stop.is_set():
+                    began = time.perf_counter()
+                    await _gql(http, token, tenants[0], query, {"t": f"{tenants[0]}-0"})
+                    latencies.append((time.perf_counter() - began) * 1000)
+                    await asyncio.sleep(0.01)
 
-        reading = asyncio.create_task(reader())
-        try:
-            states = await _replays(http, token, tenants, "VERIFY")
-        finally:
-            stop.set()
-            await reading
-    assert all(s["digestsMatch"] for s in states), states
-    verified = _span(states, events)
-    verified |= {"reads": len(latencies), "read_p50_ms": round(percentile(latencies, 50), 1),
-                 "read_p99_ms": round(percentile(latencies, 99), 1)}  # fmt: skip
-    same = [b["digests"] for b in before] == [a["digests"] for a in after]
-    assert same, "REBUILD changed a digest"
-    return {"rebuild": rebuilt, "verify": verified, "digests_identical": same}
+            reading = asyncio.create_task(reader(stop, latencies))
+            try:
+                states = await _replays(http, token, tenants, "VERIFY")
+            finally:
+                stop.set()
+                await reading
+            assert all(s["digestsMatch"] for s in states), states
+            verified = _span(states, events) | {
+                "reads": len(latencies),
+                "read_p50_ms": round(percentile(latencies, 50), 1),
+                "read_p99_ms": round(percentile(latencies, 99), 1),
+            }
+            verifies.append(verified | {"raw_rows_per_s": round(await raw_read(dsn, tenants))})
+    return {"rebuild": _paired(rebuilds, events), "verify": _paired(verifies, events),
+            "digests_identical": True}  # fmt: skip
 
 
 PACE_S = 0.04  # 4 writers x 20 events / 40 ms = 2,000 events/s offered
@@ -293,24 +335,31 @@ def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any
     # One worker process per core, as docs/operations.md advises: REBUILD and VERIFY are
     # bound by the Python work of projecting, which a process does on one core.
     workers = ["worker", "--processes", str(WORKER_PROCESSES)]
+    dsn = settings.require_database_url
     with process(["serve"], env, ready_url=f"{url}/healthz"), process(workers, env):
-        runs = asyncio.run(rebuild_and_verify(url, token, tenants, events))
+        runs = asyncio.run(rebuild_and_verify(url, token, tenants, events, dsn))
         rebuilt, verified = runs["rebuild"], runs["verify"]
-        print(f"  rebuild: {rebuilt['events_per_s']} ev/s", flush=True)
-        print(f"  verify: {verified['events_per_s']} ev/s, trace read p99 "
-              f"{verified['read_p99_ms']} ms", flush=True)  # fmt: skip
-        floor = asyncio.run(write_floor(settings.require_database_url, tenants, events))
+        print(f"  rebuild: {rebuilt['events_per_s']} ev/s, {rebuilt['share']}% of the raw read "
+              f"(rounds: {[r['share'] for r in rebuilt['rounds']]})", flush=True)  # fmt: skip
+        print(f"  verify: {verified['events_per_s']} ev/s, {verified['share']}% of the raw "
+              f"read, trace read p99 {verified['read_p99_ms']} ms", flush=True)  # fmt: skip
+        floors = []
+        for _ in range(ROUNDS):
+            floor = asyncio.run(write_floor(dsn, tenants, events))
+            floors.append((floor, asyncio.run(raw_read(dsn, tenants))))
+        floor = statistics.median(f for f, _ in floors)
         print(f"  database write floor: {floor:.0f} ev/s", flush=True)
         latency = asyncio.run(queryable_latency(url, token, probes=100, writers=4))
         print(
             f"  ingest -> queryable: p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms",
             flush=True,
         )
-    return {"raw_read_rows_per_s": round(raw), "rebuild": rebuilt, "verify": verified,
-            "digests_identical": runs["digests_identical"], "queryable": latency,
-            "worker_processes": WORKER_PROCESSES,
-            "share": round(rebuilt["events_per_s"] / raw * 100, 1),
-            "verify_share": round(verified["events_per_s"] / raw * 100, 1),
+    raws = [raw] + [r["raw_rows_per_s"] for r in rebuilt["rounds"] + verified["rounds"]]
+    return {"raw_read_rows_per_s": round(statistics.median(raws)), "rebuild": rebuilt,
+            "verify": verified, "digests_identical": runs["digests_identical"],
+            "queryable": latency, "worker_processes": WORKER_PROCESSES,
+            "share": rebuilt["share"], "verify_share": verified["share"],
             "write_floor_events_per_s": round(floor),
-            "write_floor_share": round(floor / raw * 100, 1),
+            "write_floor_runs": [round(f) for f, _ in floors],
+            "write_floor_share": round(statistics.median(f / r * 100 for f, r in floors), 1),
             "floor_multiple": round(rebuilt["events_per_s"] / floor, 2)}  # fmt: skip

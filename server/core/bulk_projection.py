@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.core.digest import (
     CONTEXT_GRAPH,
     PRECEDENT_INDEX,
     TRACE_SUMMARY,
-    array_digest,
-    graph_digest,
+    DigestWriter,
 )
 from server.core.envelope import ProjectedEvent
 from server.core.errors import DecisionGraphError
@@ -35,6 +35,7 @@ from server.core.precedent import (
 from server.core.projection_batch import PROJECTIONS, Failure
 from server.core.projector import verify_event
 from server.core.trace_summary import SummaryRow, apply_summary
+from server.core.value import Value
 
 
 @dataclass(slots=True)
@@ -173,31 +174,45 @@ def _unique_edges(edges: list[EdgeRow]) -> list[EdgeRow]:
 
 
 class ScratchDigests:
-    """The digests of streamed rows, kept in memory as (id, C3 fragment) pairs: a VERIFY
-    of a small log needs no scratch tables. Python orders strings by code point, which is
-    the byte order of their UTF-8 and so the `COLLATE "C"` order of the stored digests."""
+    """The digests of streamed rows, kept in memory as (id, row) pairs: a VERIFY of a
+    small log needs no scratch tables. Python orders strings by code point, which is the
+    byte order of their UTF-8 and so the `COLLATE "C"` order of the stored digests."""
 
     def __init__(self) -> None:
-        self._nodes: list[tuple[str, str]] = []
-        self._edges: list[tuple[str, str]] = []
-        self._summaries: list[tuple[str, str]] = []
-        self._precedents: list[tuple[str, str]] = []
+        self._nodes: list[tuple[str, NodeRow]] = []
+        self._edges: list[tuple[str, EdgeRow]] = []
+        self._summaries: list[tuple[str, SummaryRow]] = []
+        self._precedents: list[tuple[str, PrecedentRow]] = []
 
     def add(self, rows: BulkRows) -> None:
-        self._nodes += [(r.node_id, r.fragment()) for r in rows.nodes]
-        self._edges += [(r.edge_id, r.fragment()) for r in rows.edges]
-        self._summaries += [(r.trace_id, r.fragment()) for r in rows.summaries]
-        self._precedents += [(r.source_event_id, r.fragment()) for r in rows.precedents]
+        self._nodes += [(r.node_id, r) for r in rows.nodes]
+        self._edges += [(r.edge_id, r) for r in rows.edges]
+        self._summaries += [(r.trace_id, r) for r in rows.summaries]
+        self._precedents += [(r.source_event_id, r) for r in rows.precedents]
 
     def digests(self, projections: Collection[str]) -> dict[str, str]:
-        def ordered(pairs: list[tuple[str, str]]) -> list[str]:
-            return [fragment for _, fragment in sorted(pairs)]
+        def ordered(pairs: list[tuple[str, Value]]) -> list[Value]:
+            pairs.sort(key=_first)  # ids are unique within a table
+            return [row for _, row in pairs]
+
+        def digest(*parts: str | list[tuple[str, Any]]) -> str:
+            writer = DigestWriter()
+            for part in parts:
+                if isinstance(part, str):
+                    writer.text(part)
+                else:
+                    writer.rows(ordered(part))
+            return writer.hexdigest()
 
         out = {}
         if CONTEXT_GRAPH in projections:
-            out[CONTEXT_GRAPH] = graph_digest(ordered(self._nodes), ordered(self._edges))
+            out[CONTEXT_GRAPH] = digest('{"edges":[', self._edges, '],"nodes":[', self._nodes, "]}")
         if TRACE_SUMMARY in projections:
-            out[TRACE_SUMMARY] = array_digest(ordered(self._summaries))
+            out[TRACE_SUMMARY] = digest("[", self._summaries, "]")
         if PRECEDENT_INDEX in projections:
-            out[PRECEDENT_INDEX] = array_digest(ordered(self._precedents))
+            out[PRECEDENT_INDEX] = digest("[", self._precedents, "]")
         return out
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]

@@ -8,7 +8,7 @@ list with insert-or-ignore reproduces the reference's node-then-ensure-endpoint 
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import Any
+from typing import Any, ClassVar
 
 from server.core.canonical_json import c3_text as _c3
 from server.core.envelope import ProjectedEvent
@@ -27,6 +27,8 @@ from server.core.value import Value
 
 
 class NodeRow(Value, frozen=True):
+    DIGEST_ATTRS: ClassVar[bool] = True  # its digest form has an empty "attrs" (spec §6.8)
+
     node_id: str
     node_type: str
     trace_id: str
@@ -53,6 +55,8 @@ class NodeRow(Value, frozen=True):
 
 
 class EdgeRow(Value, frozen=True):
+    DIGEST_ATTRS: ClassVar[bool] = True
+
     edge_id: str
     edge_type: str
     from_node_id: str

@@ -61,8 +61,7 @@ async def _stream(
         if row is None:  # a table that stores its fragments (the workflow projection's)
             writer.elements([record[0] for record in records])
         else:
-            fragment = row.fragment  # type: ignore[attr-defined]
-            writer.elements([fragment(row(*record)) for record in records])
+            writer.rows([row(*record) for record in records])
 
 
 # Each projection's digest: its text, then each table's rows in id order between texts,

@@ -185,6 +185,31 @@ def test_row_fragments_equal_generic_c3(text: str, maybe: str | None, number: in
         assert row.fragment() == digest_json(row.digest_dict())
 
 
+ascii_heavy = st.text(st.characters(max_codepoint=0x7F)) | st.text()
+
+
+@given(st.lists(st.tuples(ascii_heavy, st.one_of(st.none(), ascii_heavy)), max_size=5))
+def test_rows_joined_in_one_encoding_equal_their_fragments(texts: list[Any]) -> None:
+    """joined_fragments (one msgspec call per batch) writes what the per-row fragments
+    write, for text that takes the fast path (ASCII, control characters, quotes, braces,
+    even a `{"created_at":` inside a value) and text that does not (DEL, non-ASCII)."""
+    from server.core.digest import joined_fragments
+    from server.core.graph import EdgeRow, NodeRow
+    from server.core.precedent import PrecedentRow
+    from server.core.trace_summary import SummaryRow
+
+    tricky = ['{"created_at":"x', "a\x7fb", '\x00\x1f\n\\"', "Zürich"]
+    texts = texts + [(t, t) for t in tricky]
+    for make in (
+        lambda t, m, n: NodeRow(t, "t" + t, m or "", n, t),
+        lambda t, m, n: EdgeRow(t, "e", t + "x", m or "", t, n, "2026"),
+        lambda t, m, n: SummaryRow(t, t, t, m, m, m, t, m, 2, n),
+        lambda t, m, n: PrecedentRow(t, n, t, t, t, m, m, m, m),
+    ):
+        for rows in ([make(t, m, n) for n, (t, m) in enumerate(texts)], [make("a", None, 1)]):
+            assert joined_fragments(rows) == ",".join(row.fragment() for row in rows)
+
+
 @given(st.one_of(payloads, st.dictionaries(st.text(), values_with_floats, max_size=4)))
 def test_the_fast_hash_check_agrees_with_the_definition(payload: dict[str, Any]) -> None:
     from server.core.canonical_json import payload_hash_mismatch
