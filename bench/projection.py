@@ -216,17 +216,8 @@ async def rebuild_and_verify(
         for tenant in tenants:  # the worker is idle once the case projection caught up too
             await _cases(http, token, tenant, per_tenant)
         rebuilds = []
-        import sys
-        sys.path.insert(0, "/tmp/prof")
-        from proccpu import snap, diff
-        import subprocess
-        pids = subprocess.run(["pgrep", "-f", "multiprocessing-fork"], capture_output=True, text=True).stdout.split()
-        spies = [subprocess.Popen(["/work/main/.venv/bin/py-spy", "record", "-r", "200", "-f", "raw", "-d", "7", "-o", f"/tmp/prof/child{i}.txt", "-p", pid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i, pid in enumerate(pids)]
-        await asyncio.sleep(0.5)
         for _ in range(ROUNDS):
-            s0 = snap()
             rebuilt = _span(await _replays(http, token, tenants, "REBUILD"), events)
-            print("CPU", diff(s0, snap()), flush=True)
             rebuilds.append(rebuilt | {"raw_rows_per_s": round(await raw_read(dsn, tenants))})
             after = [await _digests(http, token, t, per_tenant) for t in tenants]
             assert [b["digests"] for b in before] == [a["digests"] for a in after], (
