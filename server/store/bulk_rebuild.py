@@ -51,6 +51,11 @@ TAIL: Final = 2_000  # at most this much of the log is projected inside the swap
 # every backend's cache of the parent) exceeds maintaining the indexes row by row; a
 # small tenant's REBUILD then changes no catalog at all.
 SMALL_TABLE: Final = 2_000
+# Rows per COPY into a shadow. PostgreSQL's COPY sets up a thousand tuple slots for its
+# batched inserts, each registered with the statement's resource owner (a hash table
+# past a few dozen entries) and released at its end: with 2,000-event COPYs that was 40%
+# of the COPY's own CPU (perf, 2026-12-06). Bigger COPYs pay it less often.
+COPY_ROWS: Final = 10_000
 # The swap's exclusive locks on the parents wait at most this long, then let go and try
 # again: well below deadlock_timeout (1 s), so that in a lock cycle with another scope's
 # catch-up it is always the swap that steps back.
@@ -76,8 +81,8 @@ class Shadow:
     scope: str
     run: str
     small: int = SMALL_TABLE  # rows held in memory at most (tests vary it)
-    created: bool = False  # the shadow table exists (its rows go there, not to `held`)
-    held: list[tuple[Any, ...]] = field(default_factory=list)
+    created: bool = False  # the shadow table exists (`held` rows go there)
+    held: list[tuple[Any, ...]] = field(default_factory=list)  # rows not written yet
 
     @property
     def partition(self) -> str:
@@ -182,23 +187,30 @@ async def drop(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
 
 
 async def copy(
-    conn: asyncpg.Connection, tables: Sequence[Shadow], rows: BulkRows, *, grow: bool = True
+    conn: asyncpg.Connection,
+    tables: Sequence[Shadow],
+    rows: BulkRows,
+    *,
+    grow: bool = True,
+    final: bool = False,
 ) -> None:
-    """Each table's new rows into its shadow, or held in memory while the table is small.
-    A table whose rows outgrow SMALL_TABLE gets its shadow here, on the caller's
-    connection (inside its transaction), and the held rows go first; not once the indexes
-    are built (`grow` False: the swap writes whatever is still held in place)."""
+    """Each table's new rows, held in memory while the table is small, then copied into
+    its shadow COPY_ROWS at a time (`final`: whatever is held, now). A table whose rows
+    outgrow SMALL_TABLE gets its shadow here, on the caller's connection (inside its
+    transaction); not once the indexes are built (`grow` False: the swap writes whatever
+    is still held in place)."""
     for shadow in tables:
-        records = shadow.records(rows)
+        shadow.held += shadow.records(rows)
         if not shadow.created:
-            shadow.held += records
             if len(shadow.held) <= shadow.small or not grow:
                 continue
             await conn.execute(";\n".join(_creation(shadow)))
             shadow.created = True
-            records, shadow.held = shadow.held, []
-        if records:
-            await conn.copy_records_to_table(shadow.name, records=records, columns=shadow.columns)
+        if shadow.held and (final or len(shadow.held) >= COPY_ROWS):
+            await conn.copy_records_to_table(
+                shadow.name, records=shadow.held, columns=shadow.columns
+            )
+            shadow.held = []
 
 
 async def log_end(conn: asyncpg.Connection, tenant: str) -> int:
@@ -222,7 +234,9 @@ async def load(
         async def write(rows: BulkRows) -> None:
             await copy(writer, tables, rows)
 
-        return await stream(pool, tenant, projector, start, end, progress, write)
+        reached = await stream(pool, tenant, projector, start, end, progress, write)
+        await copy(writer, tables, BulkRows(), final=True)
+        return reached
 
 
 async def stream(
@@ -365,7 +379,7 @@ async def swap(
     if projector.failure is None and position < end:
         records = await conn.fetch(_FACTS_IN_WINDOW, tenant, position, end)
         await copy(conn, tables, _project(projector, records), grow=False)
-    await copy(conn, tables, projector.close(), grow=False)
+    await copy(conn, tables, projector.close(), grow=False, final=True)
     for shadow in tables:
         if not shadow.created:  # a small table: its new rows replace the old in place
             await conn.execute(f"DELETE FROM {shadow.partition}")

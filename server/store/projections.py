@@ -172,7 +172,7 @@ class PostgresProjections:
             if not going or projector.failure is not None:
                 return BulkOutcome(projector.failure, cancelled=not going)
             async with self._pool.acquire() as conn:
-                await bulk.copy(conn, tables, projector.close())
+                await bulk.copy(conn, tables, projector.close(), final=True)
             names = {t.parent: t.name for t in tables}
             async with self._pool.acquire() as conn, conn.transaction(readonly=True):
                 digests = {
