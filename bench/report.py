@@ -15,37 +15,59 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 REBUILD_NOTES = """
 ### How REBUILD and VERIFY work now, and what bounds them
 Until 2026-12-06 a REBUILD reset the tenant's rows and caught up batch by batch, every row
-an INSERT into tables that keep their B-trees; PostgreSQL alone re-inserting those rows (the
-"write floor" above) could not pass 21-30% of the raw read. Since then (ADR 0014) a REBUILD
-loads standalone shadow tables without indexes by binary COPY (2,000-event chunks, read,
-projected and copied by three overlapping tasks), builds the indexes once, and swaps the
-shadows in as the tenant's partitions in one short transaction; VERIFY projects the same
-way and digests the rows in memory (logs up to 100k events) or in shadow tables. On the
-same host and data, in-process, the old path (reset + incremental catch-up) did 8.3-9.7k
-events/s and the bulk path 26-30k (50k-event tenant, 2026-12-06); the write floor is no
-longer what bounds it.
+an INSERT into tables that keep their B-trees. Since ADR 0014 it loads standalone shadow
+tables without indexes by binary COPY (read, projected and copied by three overlapping
+tasks), builds the indexes once and swaps the shadows in as the tenant's partitions in
+one short transaction; VERIFY projects the same way and digests in memory (logs up to
+100k events) or in shadow tables. That left the rebuild bound by CPU per event on both
+sides: on these 2 cores the bench keeps both busy (sampled /proc/stat: 90-100% during
+the runs), so only fewer instructions per event could make it faster. What was measured
+and changed (2026-12-06, third session; per 100k events, in-process, same data):
 
-What bounded it next was Python CPU per event, on one core while PostgreSQL used the other.
-py-spy of a bulk rebuild (samples of the rebuild itself): decoding rows and payloads 24%,
-the spec's payload-hash check 19% (msgspec encoding + SHA-256; the float probe is skipped
-for payloads a float-refusing decoder already read), graph emission 24%, C3 fragments and
-COPY records 21%, COPY and socket I/O 12%. So (2026-12-06, second session) the worker runs
-one process per core (`worker --processes N`), and replay runs queue apart from catch-ups
-so that each process takes only the two it runs at once: the ten tenants' runs spread over
-both cores. Same bench, one worker process then two: 41.8-44.9k then 53.0-54.2k events/s
-on the host PostgreSQL (three runs each).
+- PostgreSQL's index builds were a third of its work, and every index began with `scope`,
+  the same in every row of a one-scope partition: wider entries, a wasted comparison per
+  step of every sort, useless abbreviated keys. Building the edges' three indexes on 40k
+  rows took 242 ms; keyed without it (unique keys end with it) 128 ms (ADR 0015,
+  migration 10).
+- Each row stored its C3 `fragment`, half the bytes of a graph row: Python built it for
+  every COPY (~15% of the projecting process) and PostgreSQL wrote it. Rows now hold their
+  columns only; a digest builds fragments from them, a batch of 256 rows per msgspec call
+  when that is byte-identical to C3 (ADR 0015, migration 11).
+- The bulk read fetches the 10 columns projections read, not all 19 of a log row (fetch
+  2.0 -> 1.4 us/event in Python), and emission skips placeholder nodes for endpoints the
+  projection has already written. Projecting in Python went 13.6 -> 9.8 us/event.
+- PostgreSQL's COPY sets up 1,000 tuple slots per statement, each registered with a
+  resource owner (perf: 40% of the COPY's own CPU with 2,000-event COPYs); shadows now
+  take 10,000 rows per COPY.
+- A shadow's fixed cost (create it, build each index, detach, drop, attach, rename: a
+  dozen catalog changes) was 25-30 ms of PostgreSQL CPU per run; a table of at most 2,000
+  rows now skips its shadow and is replaced in place inside the swap (16-23 ms for a whole
+  1,000-event tenant, from 37-42).
+- Digests of stored rows sort tables of up to 100k rows in Python: PostgreSQL's sort of
+  these prefix-sharing ids cost ~3x as much per row.
 
-What bounds it now is the machine. In-process, the CPU time of REBUILDing the bench's
-100k events, measured from /proc: Python 1.04-1.17 core-seconds, PostgreSQL (COPY, index
-builds, swap, the read) 0.94-1.53 core-seconds: about 2.1-2.6 core-seconds, on 2 cores a
-floor near 1.05-1.3 s (77-95k events/s) even with no wait anywhere. A raw read of ~275-330k
-rows/s puts 30% at 83-99k events/s, at or above that floor; and twice the write floor
-(PostgreSQL alone re-inserting the rows, 45-79k events/s, a figure that varies as much as
-the host does) is beyond it. Reaching either on 2 cores needs fewer instructions per event
-on both sides, not more overlap: rows without their stored C3 `fragment` column (edges are
-1 KB/event, half of it the fragment; digests would build fragments from the columns), and
-decoding straight from the binary row. Neither is in this release.
+Together, in-process on the bench's log: Python 1.38-1.43 -> 1.25 core-s and PostgreSQL
+1.3-1.5 -> 0.82-0.87 core-s per 100k events for a REBUILD (sequential runs: 34-35k ->
+52k events/s).
+
+The write floor moved with the design: it re-inserts the rows REBUILD writes into the
+same tables, so narrower rows and re-keyed indexes made it 1.5-1.8x faster too (35.6k
+events/s at a 176k raw read this morning, 57-74k at 160-200k now). Twice that floor is
+out of reach on 2 cores for a reason the numbers show: REBUILD's CPU per 100k events
+(Python 1.25 + PostgreSQL 0.85 core-s) must fit in 2 cores x half the floor's time
+(~1.5 s / 2), so Python alone would have to drop to ~0.6 core-s, half of what it is.
+What remains of Python's 10-12 us per event is the spec's own work: the payload-hash
+check (C1 encoding + SHA-256, ~2.4 us), decoding the payload (~1.9), graph emission
+(~1.8), building and encoding rows (~1.5), reading (~1.3), freeing (~1). Halving it
+means moving per-event projection out of CPython (a compiled projector, or projecting in
+SQL with the hash check still exact), not another rearrangement; not in this release.
 """
+
+
+def _shares(kind: dict[str, Any]) -> str:
+    rounds = kind.get("rounds") or []
+    return ", ".join(f"{r['share']}% ({r['events_per_s']} ev/s vs {r['raw_rows_per_s']} rows/s)"
+                     for r in rounds)  # fmt: skip
 
 
 def _verify(projection: dict[str, Any]) -> list[str]:
@@ -54,10 +76,11 @@ def _verify(projection: dict[str, Any]) -> list[str]:
         return []
     return [
         f"VERIFY of the same log, same way: **{verify['events_per_s']} events/s** "
-        f"({projection.get('verify_share')}% of the raw read), every run's digests matching. "
+        f"(median round), **{projection.get('verify_share')}%** of the raw read (median of "
+        f"the paired rounds: {_shares(verify)}), every run's digests matching. "
         f"Meanwhile a `trace` read of the live projection every 10 ms answered in "
         f"p50 {verify['read_p50_ms']} ms, **p99 {verify['read_p99_ms']} ms** "
-        f"({verify['reads']} reads).\n\n"
+        f"({verify['reads']} reads in that round).\n\n"
     ]
 
 
@@ -120,9 +143,11 @@ def _floor(projection: dict[str, Any]) -> list[str]:
         "other scopes by PostgreSQL alone into tables that keep their indexes (one `INSERT "
         "... SELECT` per table, `ON CONFLICT DO NOTHING` as the incremental projector writes, "
         "rolled back; no Python, no network, no projection work): "
-        f"**{projection['write_floor_events_per_s']} events/s**, "
-        f"**{projection['write_floor_share']}%** of the raw read rate; REBUILD is "
-        f"**{projection.get('floor_multiple', '?')}x** that floor (target: 2x).\n\n"
+        f"**{projection['write_floor_events_per_s']} events/s** (median of "
+        f"{projection.get('write_floor_runs')}), **{projection['write_floor_share']}%** of "
+        "the raw read rate (each paired with a raw read); REBUILD is "
+        f"**{projection.get('floor_multiple', '?')}x** that floor (target: 2x; why that is "
+        "out of reach on 2 cores is below).\n\n"
     ]
 
 
@@ -195,12 +220,14 @@ def render(results: dict[str, Any]) -> str:
             f"REBUILD (all three projections) of {rebuild['events']} events (10 tenants, 2 traces "
             "each), one replay per tenant requested at once and run by "
             f"`worker --processes {projection.get('worker_processes', 1)}`, "
-            "timed from the first run's start to the last one's end: "
-            f"**{rebuild['events_per_s']} events/s** ({rebuild['seconds']} s); every digest "
-            f"equal to the incremental projection's: {projection.get('digests_identical')}. "
-            "A raw sequential read of the same rows with asyncpg (no decoding), same run: "
-            f"**{projection['raw_read_rows_per_s']} rows/s**. REBUILD reaches "
-            f"**{projection['share']}%** of the raw read rate (target: 30%, stretch 50%).\n\n",
+            "timed from the first run's start to the last one's end, three rounds: "
+            f"**{rebuild['events_per_s']} events/s** in the median round ({rebuild['seconds']} "
+            "s); after every round each digest equals the incremental projection's: "
+            f"{projection.get('digests_identical')}. A raw sequential read of the same rows with "
+            "asyncpg (no decoding) follows each round, because this machine's speed drifts by "
+            f"minutes (median of all raw reads: {projection['raw_read_rows_per_s']} rows/s). "
+            f"Paired rounds: {_shares(rebuild)}; REBUILD reaches **{projection['share']}%** of "
+            "the raw read rate, the median of the pairs (target: 30%, stretch 50%).\n\n",
             *_verify(projection),
             *_floor(projection),
             f"Ingest to queryable, under steady ingest ({latency['writers']} writers paced to "
