@@ -101,15 +101,25 @@ class BulkProjector:
         out = BulkRows()
         if self.failure is not None:
             return out
+        expected, applied = self._expected, 0
         for event in events:
             try:
-                verify_event(event, self._expected.get(event.trace_id, 0), float_free=float_free)
+                verify_event(event, expected.get(event.trace_id, 0), float_free=float_free)
                 self._project(event, out)
             except DecisionGraphError as error:
                 self.failure = Failure(event, error)
                 break
-            self._expected[event.trace_id] = event.trace_seq + 1
-            self.applied += 1
+            expected[event.trace_id] = event.trace_seq + 1
+            applied += 1
+            last = event.log_seq
+        if applied:
+            # Positions are gapless, so each projection has reached the last event applied
+            # or its limit, whichever comes first.
+            self.applied += applied
+            for name in self.projections:
+                limit = self.limits.get(name)
+                reached = last if limit is None else min(last, limit)
+                self.cursors[name] = max(self.cursors[name], reached)
         return out
 
     def close(self) -> BulkRows:
@@ -122,9 +132,12 @@ class BulkProjector:
 
     def _project(self, event: ProjectedEvent, out: BulkRows) -> None:
         """Everything one event contributes; raises before anything of it is kept."""
-        graph = self._graph and self._wants(CONTEXT_GRAPH, event)
-        summary = self._summary and self._wants(TRACE_SUMMARY, event)
-        precedent = self._precedent and self._wants(PRECEDENT_INDEX, event)
+        if self.limits:
+            graph = self._graph and self._wants(CONTEXT_GRAPH, event)
+            summary = self._summary and self._wants(TRACE_SUMMARY, event)
+            precedent = self._precedent and self._wants(PRECEDENT_INDEX, event)
+        else:
+            graph, summary, precedent = self._graph, self._summary, self._precedent
         emission = emit(event, self._nodes) if graph else None
         new_summary = apply_summary(self._open.get(event.trace_id), event) if summary else None
         finished = event.event_type == TRACE_FINISHED
@@ -141,13 +154,11 @@ class BulkProjector:
                     self._nodes.add(node.node_id)
                     out.nodes.append(node)
             out.edges.extend(_unique_edges(emission.edges))
-            self.cursors[CONTEXT_GRAPH] = event.log_seq
         if summary:
             if new_summary is not None:
                 self._open[event.trace_id] = new_summary
             if finished and event.trace_id in self._open:
                 out.summaries.append(self._open.pop(event.trace_id))
-            self.cursors[TRACE_SUMMARY] = event.log_seq
         if precedent:
             if evaluated is not None and evaluated.index_id not in self._policy_evals:
                 self._policy_evals.add(evaluated.index_id)
@@ -157,7 +168,6 @@ class BulkProjector:
                 self._sources.pop(event.trace_id, None)
             elif event.event_type in PRECEDENT_SOURCE_TYPES:
                 self._sources.setdefault(event.trace_id, []).append(event)
-            self.cursors[PRECEDENT_INDEX] = event.log_seq
 
 
 def _unique_edges(edges: list[EdgeRow]) -> list[EdgeRow]:
