@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -165,8 +165,10 @@ class Projections(Protocol):
     async def cursors(self, scope: str) -> dict[str, int]: ...
 
     async def digests(
-        self, scope: str, *, use_cache: bool = True
-    ) -> tuple[dict[str, int], dict[str, str]]: ...
+        self, scope: str, *, use_cache: bool = True, only: Collection[str] | None = None
+    ) -> tuple[dict[str, int], dict[str, str]]:
+        """Every projection's cursor, and the digests of all (or `only` these)."""
+        ...
 
     async def tenant_status(self, scope: str) -> dict[str, Any]: ...
 

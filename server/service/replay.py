@@ -265,7 +265,7 @@ async def _verify(
     tenant, names, scope = record.tenant_id, record.projections, verify_scope(record.replay_id)
     if record.phase == START:
         # Fresh, never cached: VERIFY exists to prove the live rows as they are now.
-        positions, live = await projections.digests(tenant, use_cache=False)
+        positions, live = await projections.digests(tenant, use_cache=False, only=names)
         target = {n: positions[n] for n in names}
         expected = _with_full({n: live[n] for n in names}, names)
         await projections.drop_scope(scope)
@@ -303,7 +303,7 @@ async def _verify(
                 break
             if not report.applied:
                 await asyncio.sleep(BUSY_PAUSE)
-        _, scratch = await projections.digests(scope, use_cache=False)
+        _, scratch = await projections.digests(scope, use_cache=False, only=(WORKFLOWS,))
         rebuilt[WORKFLOWS] = scratch[WORKFLOWS]
         await projections.drop_scope(scope)
     actual = _with_full({n: rebuilt[n] for n in names}, names)

@@ -9,7 +9,7 @@ projection has moved.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Final
 
@@ -124,9 +124,14 @@ async def _sorted_here(
 
 
 async def digests(
-    pool: asyncpg.Pool, scope: str, *, use_cache: bool = True
+    pool: asyncpg.Pool,
+    scope: str,
+    *,
+    use_cache: bool = True,
+    only: Collection[str] | None = None,
 ) -> tuple[dict[str, int], dict[str, str]]:
-    """(cursor, digest) of every projection of a scope, consistent with each other."""
+    """(cursor, digest) of every projection of a scope (digests of `only` these, if
+    given), consistent with each other."""
     try:
         async with pool.acquire() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -146,6 +151,8 @@ async def digests(
                 values: dict[str, str] = {}
                 fresh: list[tuple[str, int, str]] = []
                 for projection, position in positions.items():
+                    if only is not None and projection not in only:
+                        continue
                     # Workflow actions change state without moving the cursor: never cached.
                     hit = cached.get(projection) if projection != WORKFLOWS else None
                     if hit is not None and hit[0] == position:

@@ -3,8 +3,8 @@ where it writes) from the pool and delegates to projection_writer / projection_r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
+from typing import Any, Final
 
 import asyncpg
 
@@ -21,6 +21,10 @@ from server.store import projection_reads as reads
 from server.store import projection_writer as writer
 from server.store.database import translate, translated
 from server.store.workflows import PostgresWorkflows
+
+_HAS_PARTITIONS: Final = (
+    "SELECT to_regclass(dg_projection_partition('dg_cg_nodes', $1)) IS NOT NULL"
+)
 
 
 def _merged(first: BatchReport, second: BatchReport) -> BatchReport:
@@ -188,9 +192,9 @@ class PostgresProjections:
             return await reads.cursors(conn, scope)
 
     async def digests(
-        self, scope: str, *, use_cache: bool = True
+        self, scope: str, *, use_cache: bool = True, only: Collection[str] | None = None
     ) -> tuple[dict[str, int], dict[str, str]]:
-        return await reads.digests(self._pool, scope, use_cache=use_cache)
+        return await reads.digests(self._pool, scope, use_cache=use_cache, only=only)
 
     async def failures(self, scope: str) -> list[FailureRecord]:
         async with self._pool.acquire() as conn:
@@ -249,7 +253,11 @@ class PostgresProjections:
         """Remove every row of a scratch scope (a finished or abandoned VERIFY)."""
         async with self._pool.acquire() as conn, conn.transaction():
             await writer.lock_projections(conn, scope, PROJECTIONS)
-            await writer.reset(conn, scope, PROJECTIONS)
+            # A VERIFY's scratch scope holds workflow rows only (its spec projections are
+            # digested in memory or in shadows) and so has no partitions: no DELETE to plan
+            # against every tenant's partitions, twice per run.
+            if await conn.fetchval(_HAS_PARTITIONS, scope):
+                await writer.reset(conn, scope, PROJECTIONS)
             await conn.execute("DELETE FROM dg_projection_cursors WHERE scope = $1", scope)
             await conn.execute("DELETE FROM dg_projection_digests WHERE scope = $1", scope)
         await self.workflows.drop_scope(scope)
