@@ -78,7 +78,7 @@ def _verify(projection: dict[str, Any]) -> list[str]:
         f"VERIFY of the same log, same way: **{verify['events_per_s']} events/s** "
         f"(median round), **{projection.get('verify_share')}%** of the raw read (median of "
         f"the paired rounds: {_shares(verify)}), every run's digests matching. "
-        f"Meanwhile a `trace` read of the live projection every 10 ms answered in "
+        f"Meanwhile `trace` reads of the live projection, 50 a second, answered in "
         f"p50 {verify['read_p50_ms']} ms, **p99 {verify['read_p99_ms']} ms** "
         f"({verify['reads']} reads in that round).\n\n"
     ]

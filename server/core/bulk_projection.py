@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from server.core.digest import (
@@ -35,7 +36,6 @@ from server.core.precedent import (
 from server.core.projection_batch import PROJECTIONS, Failure
 from server.core.projector import verify_event
 from server.core.trace_summary import SummaryRow, apply_summary
-from server.core.value import Value
 
 
 @dataclass(slots=True)
@@ -184,45 +184,45 @@ def _unique_edges(edges: list[EdgeRow]) -> list[EdgeRow]:
 
 
 class ScratchDigests:
-    """The digests of streamed rows, kept in memory as (id, row) pairs: a VERIFY of a
-    small log needs no scratch tables. Python orders strings by code point, which is the
-    byte order of their UTF-8 and so the `COLLATE "C"` order of the stored digests."""
+    """The digests of streamed rows, kept in memory: a VERIFY of a small log needs no
+    scratch tables. Python orders strings by code point, which is the byte order of their
+    UTF-8 and so the `COLLATE "C"` order of the stored digests."""
 
     def __init__(self) -> None:
-        self._nodes: list[tuple[str, NodeRow]] = []
-        self._edges: list[tuple[str, EdgeRow]] = []
-        self._summaries: list[tuple[str, SummaryRow]] = []
-        self._precedents: list[tuple[str, PrecedentRow]] = []
+        self._nodes: list[NodeRow] = []
+        self._edges: list[EdgeRow] = []
+        self._summaries: list[SummaryRow] = []
+        self._precedents: list[PrecedentRow] = []
 
     def add(self, rows: BulkRows) -> None:
-        self._nodes += [(r.node_id, r) for r in rows.nodes]
-        self._edges += [(r.edge_id, r) for r in rows.edges]
-        self._summaries += [(r.trace_id, r) for r in rows.summaries]
-        self._precedents += [(r.source_event_id, r) for r in rows.precedents]
+        self._nodes += rows.nodes
+        self._edges += rows.edges
+        self._summaries += rows.summaries
+        self._precedents += rows.precedents
 
     def digests(self, projections: Collection[str]) -> dict[str, str]:
-        def ordered(pairs: list[tuple[str, Value]]) -> list[Value]:
-            pairs.sort(key=_first)  # ids are unique within a table
-            return [row for _, row in pairs]
-
-        def digest(*parts: str | list[tuple[str, Any]]) -> str:
+        def digest(*parts: str | tuple[list[Any], str]) -> str:
             writer = DigestWriter()
             for part in parts:
                 if isinstance(part, str):
                     writer.text(part)
                 else:
-                    writer.rows(ordered(part))
+                    rows, key = part
+                    rows.sort(key=attrgetter(key))  # ids are unique within a table
+                    writer.rows(rows)
             return writer.hexdigest()
 
         out = {}
         if CONTEXT_GRAPH in projections:
-            out[CONTEXT_GRAPH] = digest('{"edges":[', self._edges, '],"nodes":[', self._nodes, "]}")
+            out[CONTEXT_GRAPH] = digest(
+                '{"edges":[',
+                (self._edges, "edge_id"),
+                '],"nodes":[',
+                (self._nodes, "node_id"),
+                "]}",
+            )
         if TRACE_SUMMARY in projections:
-            out[TRACE_SUMMARY] = digest("[", self._summaries, "]")
+            out[TRACE_SUMMARY] = digest("[", (self._summaries, "trace_id"), "]")
         if PRECEDENT_INDEX in projections:
-            out[PRECEDENT_INDEX] = digest("[", self._precedents, "]")
+            out[PRECEDENT_INDEX] = digest("[", (self._precedents, "source_event_id"), "]")
         return out
-
-
-def _first(pair: tuple[str, Any]) -> str:
-    return pair[0]
