@@ -123,6 +123,12 @@ async def _sorted_here(
     return True
 
 
+_HOLD_SWAPS: Final = (
+    "LOCK TABLE ONLY dg_cg_edges, dg_cg_nodes, dg_precedent_index, dg_trace_summary "
+    "IN ACCESS SHARE MODE"
+)
+
+
 async def digests(
     pool: asyncpg.Pool,
     scope: str,
@@ -135,6 +141,10 @@ async def digests(
     try:
         async with pool.acquire() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
+                # Before the snapshot (LOCK takes none): a REBUILD's swap, which locks these
+                # parents exclusively, then commits either before the snapshot or after the
+                # last read; never between the cursors and the rows they describe.
+                await conn.execute(_HOLD_SWAPS)
                 positions = await cursors(conn, scope)
                 cached = (
                     {

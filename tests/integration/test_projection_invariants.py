@@ -6,6 +6,7 @@ so each test controls exactly when the log is projected.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -757,3 +758,48 @@ async def test_scratch_digests_equal_the_live_ones_in_memory_or_in_shadow_tables
             )
             == []
         )
+
+
+async def test_a_digest_never_mixes_the_rows_of_a_swap_with_the_cursors_before_it(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A digest reads the cursors and then the rows in one REPEATABLE READ snapshot. A
+    REBUILD that swaps its shadows in between must wait: otherwise the old snapshot reads
+    the new partitions, whose rows it cannot see, and the digest of empty tables is cached
+    under the (unchanged) cursor."""
+    from server.store import bulk_rebuild, projection_reads
+
+    for trace in ("a", "b", "c"):  # more than a swap's tail, so the graph goes via shadows
+        events = [started(trace)] + [input_observed(trace, n) for n in range(1, 800)]
+        for first in range(0, len(events), 400):
+            await gql.append_ok(events[first : first + 400])
+    assert bulk_rebuild.TAIL < 3 * 800
+    await project(pool, tenant)
+    store = PostgresProjections(pool, small_table=0)  # every table through a shadow
+    _, before = await store.digests(tenant, use_cache=False)
+    snapshot_taken, go_on = asyncio.Event(), asyncio.Event()
+    real_cursors = projection_reads.cursors
+
+    async def cursors_then_wait(conn: asyncpg.Connection, scope: str) -> dict[str, int]:
+        found = await real_cursors(conn, scope)  # the snapshot exists from here on
+        snapshot_taken.set()
+        await go_on.wait()
+        return found
+
+    monkeypatch.setattr(projection_reads, "cursors", cursors_then_wait)
+    reading = asyncio.create_task(store.digests(tenant, use_cache=False))
+    await snapshot_taken.wait()
+    monkeypatch.setattr(projection_reads, "cursors", real_cursors)
+
+    async def progress(_: int) -> bool:
+        return True
+
+    names = ("context_graph", "trace_summary", "precedent_index")
+    rebuilding = asyncio.create_task(store.rebuild(tenant, names, progress))
+    await asyncio.sleep(1.0)  # time enough to reach its swap, which must wait for the read
+    go_on.set()
+    _, during = await reading
+    assert (await rebuilding).failure is None
+    assert {n: during[n] for n in names} == {n: before[n] for n in names}
+    _, after = await store.digests(tenant, use_cache=False)
+    assert after == before
