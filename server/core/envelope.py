@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from server.core.value import Value
 
@@ -109,34 +109,10 @@ def envelope_from_dict(raw: dict[str, Any]) -> EventEnvelope:
     )
 
 
-class ProjectedEvent(Protocol):
-    """What the projections read of a stored event (spec §6): its position, identity,
-    type, time, actor, payload and hash. A StoredEvent is one; a whole-log REBUILD or
-    VERIFY reads only these columns of the log and builds LoggedFacts."""
-
-    @property
-    def log_seq(self) -> int: ...
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def trace_id(self) -> str: ...
-    @property
-    def trace_seq(self) -> int: ...
-    @property
-    def event_type(self) -> str: ...
-    @property
-    def occurred_at(self) -> str: ...
-    @property
-    def actor(self) -> ActorRef: ...
-    @property
-    def payload(self) -> Any: ...
-    @property
-    def payload_hash(self) -> str: ...
-
-
 class LoggedFacts(Value, frozen=True):
-    """The ProjectedEvent part of a stored event, and nothing else: about half the columns
-    of a log row, so a bulk projection reads, sends and builds less per event."""
+    """What the projections read of a stored event (spec §6), and nothing else: about half
+    the columns of a log row, so a whole-log REBUILD or VERIFY reads, sends and builds
+    less per event."""
 
     log_seq: int
     event_id: str
@@ -147,3 +123,7 @@ class LoggedFacts(Value, frozen=True):
     actor: ActorRef
     payload: Any
     payload_hash: str
+
+
+# An event as the projections take it: whole, or just what they read of it.
+ProjectedEvent = StoredEvent | LoggedFacts
