@@ -50,6 +50,14 @@ Together, in-process on the bench's log: Python 1.38-1.43 -> 1.25 core-s and Pos
 1.3-1.5 -> 0.82-0.87 core-s per 100k events for a REBUILD (sequential runs: 34-35k ->
 52k events/s).
 
+Seven runs of this section on 2026-12-06 after the last of these changes (each the median
+of three paired rounds): REBUILD 30.7-37.4% of the raw read (before them, same day:
+18-28%); VERIFY 27.6-34.0%, and VERIFY's rate 0.87-1.19x REBUILD's in the same run
+(median 0.99x). In-process their CPU is the same total (per 100k events, VERIFY: Python
+1.5-1.9 + PostgreSQL 0.43-0.6 core-s, it digests the live rows and the rebuilt ones;
+REBUILD: 1.3-1.5 + 0.8-1.0, it writes and indexes), and the bench's VERIFY also serves
+the 50-a-second reader, so which is faster in a given run is the host's noise.
+
 The write floor moved with the design: it re-inserts the rows REBUILD writes into the
 same tables, so narrower rows and re-keyed indexes made it 1.5-1.8x faster too (35.6k
 events/s at a 176k raw read this morning, 57-74k at 160-200k now). Twice that floor is
