@@ -10,7 +10,8 @@ projects whatever the log gained meanwhile, swaps it in as the scope's partition
 never a half-built one, and a crash at any point before that commit leaves the live
 projection untouched: the next attempt drops the shadows and starts again. VERIFY of a
 large log loads shadows the same way, digests them and drops them (a small one is
-digested in memory, store/projections.py). See ADR 0014.
+digested in memory, store/projections.py). A table that stays small gets no shadow: its
+rows wait in memory and replace the live partition's inside the swap. See ADR 0014.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from server.store.projection_writer import (
     row_records,
 )
 
-CHUNK: Final = 2_000  # events per read, and rows per COPY
+CHUNK: Final = 2_000  # events per read (and per progress report)
 TAIL: Final = 2_000  # at most this much of the log is projected inside the swap
 # A table of at most this many rows skips the shadow: its rows are held in memory and
 # replace the live partition's in place, inside the swap's transaction (DELETE, then COPY
@@ -146,7 +147,7 @@ async def ensure_partitions(conn: asyncpg.Connection, scope: str) -> None:
     await conn.execute("SELECT dg_ensure_projection_partitions($1)", scope)
 
 
-async def create(
+async def prepare(
     conn: asyncpg.Connection, tables: Sequence[Shadow], *, shadow_all: bool = False
 ) -> None:
     """Drop whatever an earlier attempt of this scope left; with `shadow_all`, create

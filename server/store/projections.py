@@ -120,7 +120,7 @@ class PostgresProjections:
         swapped = False
         try:
             async with self._pool.acquire() as conn:
-                await bulk.create(conn, tables)
+                await bulk.prepare(conn, tables)
             position = 0
             while projector.failure is None:
                 async with self._pool.acquire() as conn:
@@ -169,7 +169,7 @@ class PostgresProjections:
         tables = bulk.shadows(tenant_id, projections)
         try:
             async with self._pool.acquire() as conn:
-                await bulk.create(conn, tables, shadow_all=True)  # digested from the tables
+                await bulk.prepare(conn, tables, shadow_all=True)  # digested from the tables
             _, going = await bulk.load(
                 self._pool, tenant_id, tables, projector, 0, projector.end, progress
             )
