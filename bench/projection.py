@@ -235,19 +235,38 @@ def _paired(runs: list[dict[str, Any]], events: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+async def _reader(
+    url: str, token: str, tenant: str, stop: asyncio.Event, latencies: list[float]
+) -> None:
+    """`trace` reads of the live projection at a steady READ_HZ, however fast the answers."""
+    query = "query($t: String!) { trace(traceId: $t) { traceId eventCount } }"
+    lean = await _Lean.open(url, token)
+    due = time.perf_counter()
+    try:
+        while not stop.is_set():
+            began = time.perf_counter()
+            await lean.data(tenant, query, {"t": f"{tenant}-0"})
+            latencies.append((time.perf_counter() - began) * 1000)
+            due += 1 / READ_HZ
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+    finally:
+        await lean.close()
+
+
 async def rebuild_and_verify(
     url: str, token: str, tenants: list[str], events: int, dsn: str
 ) -> dict[str, Any]:
-    """ROUNDS times: REBUILD every tenant (one run each, requested at once); then ROUNDS
-    times VERIFY every tenant while a reader keeps reading the live projection. Each
-    round is followed by a raw read of the same rows, so every ratio compares two
-    measurements taken seconds apart on this machine, whose speed drifts by minutes."""
+    """ROUNDS times: REBUILD every tenant (one run each, requested at once), then VERIFY
+    every tenant while a reader keeps reading the live projection. Each round is followed
+    by a raw read of the same rows, so every ratio compares measurements taken seconds
+    apart on this machine, whose speed drifts by minutes; the two kinds alternate, so
+    VERIFY and REBUILD meet the same drift."""
     per_tenant = events // len(tenants)
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
         before = [await _digests(http, token, t, per_tenant) for t in tenants]
         for tenant in tenants:  # the worker is idle once the case projection caught up too
             await _cases(http, token, tenant, per_tenant)
-        rebuilds = []
+        rebuilds, verifies = [], []
         for _ in range(ROUNDS):
             rebuilt = _span(await _replays(http, token, tenants, "REBUILD"), events)
             rebuilds.append(rebuilt | {"raw_rows_per_s": round(await raw_read(dsn, tenants))})
@@ -255,26 +274,8 @@ async def rebuild_and_verify(
             assert [b["digests"] for b in before] == [a["digests"] for a in after], (
                 "REBUILD changed a digest"
             )
-        verifies = []
-        for _ in range(ROUNDS):
-            stop = asyncio.Event()
-            latencies: list[float] = []
-
-            async def reader(stop: asyncio.Event, latencies: list[float]) -> None:
-                query = "query($t: String!) { trace(traceId: $t) { traceId eventCount } }"
-                lean = await _Lean.open(url, token)
-                due = time.perf_counter()
-                try:
-                    while not stop.is_set():  # a steady READ_HZ, however fast the answers
-                        began = time.perf_counter()
-                        await lean.data(tenants[0], query, {"t": f"{tenants[0]}-0"})
-                        latencies.append((time.perf_counter() - began) * 1000)
-                        due += 1 / READ_HZ
-                        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                finally:
-                    await lean.close()
-
-            reading = asyncio.create_task(reader(stop, latencies))
+            stop, latencies = asyncio.Event(), list[float]()
+            reading = asyncio.create_task(_reader(url, token, tenants[0], stop, latencies))
             try:
                 states = await _replays(http, token, tenants, "VERIFY")
             finally:
@@ -287,7 +288,11 @@ async def rebuild_and_verify(
                 "read_p99_ms": round(percentile(latencies, 99), 1),
             }
             verifies.append(verified | {"raw_rows_per_s": round(await raw_read(dsn, tenants))})
-    return {"rebuild": _paired(rebuilds, events), "verify": _paired(verifies, events),
+    ratios = [round(v["events_per_s"] / r["events_per_s"], 2)
+              for r, v in zip(rebuilds, verifies, strict=True)]  # fmt: skip
+    return {"rebuild": _paired(rebuilds, events),
+            "verify": _paired(verifies, events) | {"vs_rebuild": ratios,
+                                                   "vs_rebuild_median": statistics.median(ratios)},
             "digests_identical": True}  # fmt: skip
 
 
