@@ -325,16 +325,6 @@ def test_worker_sigkilled_in_a_catch_up_ends_equal_to_an_undisturbed_one(
     assert match
 
 
-@pytest.fixture
-def private_redis() -> Iterator[Path]:
-    """A Redis of our own (short path: its unix socket keeps the same name on restart)."""
-    directory = Path(tempfile.mkdtemp(prefix="dgr-", dir="/tmp"))
-    redis_server.ensure(directory)
-    yield directory
-    redis_server.stop(directory)
-    shutil.rmtree(directory, ignore_errors=True)
-
-
 def test_redis_killed_during_ingest_and_subscriptions(
     private_redis: Path, settings: Settings, tmp_path: Path
 ) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from server.embedded import redis_server
 from server.settings import Settings
 from tests.e2e.browser import browser
 from tests.support import ROOT, process_env
@@ -143,3 +146,14 @@ def console(
     )
     yield url
     process.stop()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[Path]:
+    """A Redis of our own, to kill and restart (a short path: its unix socket keeps the
+    same name on restart)."""
+    directory = Path(tempfile.mkdtemp(prefix="dgr-", dir="/tmp"))
+    redis_server.ensure(directory)
+    yield directory
+    redis_server.stop(directory)
+    shutil.rmtree(directory, ignore_errors=True)

@@ -6,14 +6,11 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +26,6 @@ from tests.support import input_observed, new_tenant, started, to_input
 pytestmark = pytest.mark.e2e
 
 EVENTS = "subscription($after: Long!) { events(afterLogSeq: $after) { logSeq eventId } }"
-
-
-@pytest.fixture
-def private_redis() -> Iterator[Path]:
-    """A Redis of our own (short path: its unix socket must keep the same name)."""
-    directory = Path(tempfile.mkdtemp(prefix="dgr-", dir="/tmp"))
-    redis_server.ensure(directory)
-    yield directory
-    redis_server.stop(directory)
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def kill_redis(directory: Path) -> None:
