@@ -41,6 +41,25 @@ def seed(server: Server, token: str) -> None:
     asyncio.run(run())
 
 
+def signed_in_admin(
+    browser: WebDriver,
+    console: str,
+    server: Server,
+    start_worker: Callable[[], Process],
+    settings: Settings,
+    name: str,
+) -> tuple[str, str]:
+    """A fresh tenant with a worker and the seeded scenario, and the console signed in
+    with an admin key of it: (tenant, token)."""
+    tenant = new_tenant()
+    token = asyncio.run(create_key(settings, name, [tenant], ["admin"]))
+    start_worker()
+    seed(server, token)
+    sign_in(browser, console, token)
+    wait_for(browser, text_xpath("Projection health"))
+    return tenant, token
+
+
 def test_a_wrong_key_is_refused_at_sign_in(browser: WebDriver, console: str) -> None:
     sign_in(browser, console, "dg_nope_not_a_key")
     wait_for(browser, text_xpath("Sign-in refused"))
@@ -55,12 +74,7 @@ def test_the_operator_journey(
     start_worker: Callable[[], Process],
     settings: Settings,
 ) -> None:
-    tenant = new_tenant()
-    token = asyncio.run(create_key(settings, "operator", [tenant], ["admin"]))
-    start_worker()
-    seed(server, token)
-    sign_in(browser, console, token)
-    wait_for(browser, text_xpath("Projection health"))
+    tenant, token = signed_in_admin(browser, console, server, start_worker, settings, "operator")
     deep = f"{console}/?tenant={tenant}&trace_id={LIVE}&workflow_id={LIVE_WORKFLOW}"
     browser.get(deep)
     wait_for(browser, text_xpath("Live renewal exception review for Acme Platform"))
@@ -151,12 +165,7 @@ def test_scored_precedent_warns_the_reviewer_and_a_simulation_shows_its_flips(
     start_worker: Callable[[], Process],
     settings: Settings,
 ) -> None:
-    tenant = new_tenant()
-    token = asyncio.run(create_key(settings, "analyst", [tenant], ["admin"]))
-    start_worker()
-    seed(server, token)
-    sign_in(browser, console, token)
-    wait_for(browser, text_xpath("Projection health"))
+    tenant, _ = signed_in_admin(browser, console, server, start_worker, settings, "analyst")
 
     # The review screen: scored precedent, explained, the approved Acme renewal first, and
     # a warning that rejecting would go against it.
