@@ -17,7 +17,9 @@ from bench.report import render
 from bench.scale import bench_scale
 from bench.storage import bench_storage
 
-RESULTS = ROOT / "bench-results" / "latest.json"
+# The numbers behind docs/benchmarks.md, kept beside it: a run of some sections
+# (`python -m bench projection`) re-renders the others from here instead of dropping them.
+RESULTS = ROOT / "docs" / "benchmarks.json"
 
 
 def main() -> int:
