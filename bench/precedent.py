@@ -45,6 +45,16 @@ async def _seed(settings: Settings, tenant: str, events: list[dict[str, Any]]) -
         await pool.close()
 
 
+async def _projected(url: str, token: str, tenant: str, events: int) -> None:
+    """Wait until the worker has projected the seeded log (it starts on it at once): the
+    measurements below are of a settled system, not of one still catching up."""
+    headers = {"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant}
+    health = "query($n: Long!) { projectionHealth(atLeast: $n) { projectedTo } }"
+    async with httpx.AsyncClient(base_url=url, timeout=600, headers=headers) as http:
+        body = await http.post("/graphql", json={"query": health, "variables": {"n": events}})
+        assert "errors" not in body.json(), body.json()
+
+
 async def _queries(url: str, token: str, tenant: str, traces: list[str]) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant}
     async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers) as http:
@@ -96,10 +106,11 @@ def bench_precedent(settings: Settings, traces: int = 100_000) -> dict[str, Any]
     token = asyncio.run(create_key(settings, "bench", ["*"], ["admin"]))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = env_for(settings, DG_HTTP_PORT=str(port))
+    env = env_for(settings, DG_HTTP_PORT=str(port), DG_READ_WAIT_SECONDS="600")
     ids = sorted({e["traceId"] for e in events})
     sample = random.Random(7).sample(ids, 301)
     with process(["serve"], env, ready_url=f"{url}/healthz"), process(["worker"], env):
+        asyncio.run(_projected(url, token, tenant, len(events)))
         latency = asyncio.run(_queries(url, token, tenant, sample))
         simulation = asyncio.run(_simulation(url, token, tenant))
     print(f"  scored precedent: p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms over "
