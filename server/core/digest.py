@@ -76,8 +76,8 @@ _BATCH: Final = 256
 
 
 def joined_fragments(rows: Sequence[Value]) -> str:
-    """The rows' C3 fragments joined by commas: `",".join(row.fragment() ...)`."""
-    return b",".join(_joined(rows[i : i + _BATCH]) for i in range(0, len(rows), _BATCH)).decode()
+    """One batch's text as DigestWriter.rows hashes it: `",".join(row.fragment() ...)`."""
+    return _joined(rows).decode("ascii")
 
 
 def _joined(rows: Sequence[Value]) -> bytes:
