@@ -95,16 +95,15 @@ class BulkProjector:
             return 0
         return max(self.limits[p] for p in self.projections)
 
-    def feed(self, events: Iterable[ProjectedEvent], *, float_free: bool = False) -> BulkRows:
-        """Project events in order; stops for good at the first that fails. `float_free`:
-        their payloads are known to hold no float (decoded by `decode_without_floats`)."""
+    def feed(self, events: Iterable[ProjectedEvent]) -> BulkRows:
+        """Project events in order; stops for good at the first that fails."""
         out = BulkRows()
         if self.failure is not None:
             return out
         expected, applied = self._expected, 0
         for event in events:
             try:
-                verify_event(event, expected.get(event.trace_id, 0), float_free=float_free)
+                verify_event(event, expected.get(event.trace_id, 0))
                 self._project(event, out)
             except DecisionGraphError as error:
                 self.failure = Failure(event, error)

@@ -88,19 +88,31 @@ def _scan_float_tokens(text: str) -> bool:
     return False
 
 
-_no_float_decoder: Final = msgspec.json.Decoder(float_hook=_refuse_float)
+# Digits read as 0 and '.', 'e', 'E' as '.', so that one search finds any digit right
+# before one of them: every float token in JSON has one (NaN and Infinity are not JSON).
+_FLOAT_MARKS: Final = bytes.maketrans(b"123456789eE", b"000000000..")
 
 
-def decode_without_floats(text: str | bytes) -> Any:
-    """JSON text decoded; FloatInText if it holds a float (decode it otherwise then)."""
+def _surely_float_free(compact: bytes) -> bool:
+    """True only if JSON bytes hold no float; False may be a false alarm (such bytes
+    inside a string), which the exact check then settles."""
+    return compact.translate(_FLOAT_MARKS).find(b"0.") < 0
+
+
+def stored_text_matches_hash(stored: bytes, expected: str) -> bool:
+    """Whether a stored payload (C2 text, UTF-8) passes the hash check of spec §6.2 step 1
+    without being decoded. C2 and C1 differ only in the separators' spaces, so C2 with
+    the whitespace outside its strings removed (msgspec's formatter, which copies strings
+    and numbers verbatim) is C1. If that hashes to `expected` it is, byte for byte, the
+    text that was hashed, so the stored value is the hashed payload. False: it does not,
+    or the text is unusual (not strict JSON, a float): the exact check decides."""
     try:
-        return _no_float_decoder.decode(text)
-    except _FloatSeen:
-        raise FloatInText from None
-
-
-class FloatInText(Exception):
-    """The JSON text holds a float token."""
+        compact = msgspec.json.format(stored, indent=-1)
+    except msgspec.DecodeError:
+        return False
+    if HASH_PREFIX + hashlib.sha256(compact).hexdigest() != expected:
+        return False
+    return _surely_float_free(compact) or not has_float_token(compact.decode("utf-8"))
 
 
 # One string exactly as C3 writes it (the standard library's C escaper), for fields that
@@ -134,12 +146,8 @@ def payload_hash(payload: Any) -> str:
 _sorted_compact: Final = msgspec.json.Encoder(order="sorted")
 
 
-def payload_hash_mismatch(payload: Any, expected: str, *, float_free: bool = False) -> str | None:
-    """None when C1(payload) hashes to `expected`, else the hash it does have.
-
-    `float_free` vouches that the payload holds no float (it was decoded by
-    `decode_without_floats`), which spares the float check of the fast path.
-    """
+def payload_hash_mismatch(payload: Any, expected: str) -> str | None:
+    """None when C1(payload) hashes to `expected`, else the hash it does have."""
     try:
         quick = _sorted_compact.encode(payload)
     except (TypeError, ValueError, OverflowError):
@@ -147,7 +155,7 @@ def payload_hash_mismatch(payload: Any, expected: str, *, float_free: bool = Fal
     if (
         quick
         and HASH_PREFIX + hashlib.sha256(quick).hexdigest() == expected
-        and (float_free or not has_float_token(quick.decode("utf-8")))
+        and not has_float_token(quick.decode("utf-8"))
     ):
         return None
     actual = payload_hash(payload)  # the definition itself (refuses floats)

@@ -123,6 +123,10 @@ class LoggedFacts(Value, frozen=True):
     actor: ActorRef
     payload: Any
     payload_hash: str
+    # The stored text was found to hash to payload_hash (canonical_json's
+    # stored_text_matches_hash): the projector's hash check has been done. Its payload may
+    # then hold only the keys projections read (projected_payload.py).
+    hash_verified: bool = False
 
 
 # An event as the projections take it: whole, or just what they read of it.

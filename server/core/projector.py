@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from server.core.canonical_json import payload_hash_mismatch
 from server.core.digest import Digests, array_digest, graph_digest, sorted_fragments
-from server.core.envelope import ProjectedEvent, StoredEvent
+from server.core.envelope import LoggedFacts, ProjectedEvent, StoredEvent
 from server.core.errors import conflict, sequence_invalid
 from server.core.event_types import POLICY_EVALUATED, TRACE_FINISHED
 from server.core.graph import EdgeRow, NodeRow, emit
@@ -25,14 +25,10 @@ from server.core.precedent import (
 from server.core.trace_summary import SummaryRow, apply_summary
 
 
-def verify_event(
-    event: ProjectedEvent, expected_trace_seq: int, *, float_free: bool = False
-) -> None:
-    """Refuse an event whose payload no longer matches its hash, or that skips a trace_seq.
-
-    `float_free`: the payload is known to hold no float (see payload_hash_mismatch).
-    """
-    actual = payload_hash_mismatch(event.payload, event.payload_hash, float_free=float_free)
+def verify_event(event: ProjectedEvent, expected_trace_seq: int) -> None:
+    """Refuse an event whose payload no longer matches its hash, or that skips a trace_seq."""
+    verified = isinstance(event, LoggedFacts) and event.hash_verified
+    actual = None if verified else payload_hash_mismatch(event.payload, event.payload_hash)
     if actual is not None:
         raise conflict(
             f"Payload hash mismatch for event {event.event_id}: "

@@ -29,7 +29,6 @@ from typing import Any, Final, cast
 import asyncpg
 
 from server.core.bulk_projection import BulkProjector, BulkRows
-from server.core.canonical_json import FloatInText, decode_without_floats
 from server.core.digest import CONTEXT_GRAPH, PRECEDENT_INDEX, TRACE_SUMMARY
 from server.core.graph import EdgeRow, NodeRow
 from server.core.precedent import PolicyEvalRow, PrecedentRow
@@ -287,13 +286,8 @@ async def stream(
 
 
 def _project(projector: BulkProjector, records: list[asyncpg.Record]) -> BulkRows:
-    """Decode and project a chunk. Payloads decoded by a decoder that refuses floats
-    need no float check in the hash verification (a chunk with a float takes the full one)."""
-    try:
-        events = [row_to_facts(r, decode_without_floats) for r in records]
-    except FloatInText:
-        return projector.feed([row_to_facts(r) for r in records])
-    return projector.feed(events, float_free=True)
+    """Decode and project a chunk."""
+    return projector.feed([row_to_facts(r) for r in records])
 
 
 _collecting_less = 0  # bulk loads under way in this process (several may overlap)

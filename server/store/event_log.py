@@ -32,6 +32,7 @@ import asyncpg
 import msgspec
 
 from server.core.append_plan import LogState, PlannedEvent, TraceHead, plan_and_advance
+from server.core.canonical_json import stored_text_matches_hash
 from server.core.envelope import ActorRef, EventEnvelope, LoggedFacts, SourceRef, StoredEvent
 from server.core.errors import (
     DecisionGraphError,
@@ -41,6 +42,7 @@ from server.core.errors import (
     storage,
 )
 from server.core.event_types import TRACE_STARTED
+from server.core.projected_payload import decode_projected
 from server.core.validation import ValidatedEvent
 from server.observability import metrics
 from server.service.ports import LogStats, TraceOverview
@@ -170,21 +172,29 @@ FACT_COLUMNS: Final = (
 )
 
 
-def row_to_facts(
-    row: asyncpg.Record | tuple[Any, ...], decode: Callable[[str], Any] = _decode
-) -> LoggedFacts:
-    """A row selected as FACT_COLUMNS: what a whole-log projection needs of an event."""
+def row_to_facts(row: asyncpg.Record | tuple[Any, ...]) -> LoggedFacts:
+    """A row selected as FACT_COLUMNS: what a whole-log projection needs of an event.
+
+    When the stored text passes the hash check as it is (stored_text_matches_hash), the
+    check is done here and only the payload keys the projections read are decoded;
+    otherwise the whole payload is, and the projector checks it the exact way."""
     (
         log_seq, event_id, trace_id, trace_seq, event_type, occurred_at, actor_type, actor_id,
         payload_json, payload_hash,
     ) = row  # fmt: skip
-    try:
-        payload = decode(payload_json)
-    except (msgspec.DecodeError, ValueError, TypeError) as exc:
-        raise storage(f"Failed to deserialize event data for event_id={event_id}: {exc}") from None
+    stored = payload_json.encode()
+    payload = decode_projected(stored) if stored_text_matches_hash(stored, payload_hash) else None
+    verified = payload is not None
+    if not verified:
+        try:
+            payload = _decode(stored)
+        except (msgspec.DecodeError, ValueError, TypeError) as exc:
+            raise storage(
+                f"Failed to deserialize event data for event_id={event_id}: {exc}"
+            ) from None
     return LoggedFacts(
         log_seq, event_id, trace_id, trace_seq, event_type, occurred_at,
-        ActorRef(actor_type, actor_id), payload, payload_hash,
+        ActorRef(actor_type, actor_id), payload, payload_hash, verified,
     )  # fmt: skip
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
-import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -225,27 +225,28 @@ def test_the_fast_hash_check_agrees_with_the_definition(payload: dict[str, Any])
     assert payload_hash_mismatch(payload, "sha256:" + "0" * 64) == expected
 
 
-@given(st.one_of(payloads, st.dictionaries(st.text(), values_with_floats, max_size=4)))
-def test_text_decoded_without_floats_holds_none(payload: dict[str, Any]) -> None:
-    """What `decode_without_floats` returns may skip the fast path's float check."""
-    from server.core.canonical_json import (
-        FloatInText,
-        decode_without_floats,
-        has_float_token,
-        payload_hash_mismatch,
-    )
+@given(
+    st.one_of(payloads, st.dictionaries(st.text(), values_with_floats, max_size=4)),
+    st.booleans(),
+)
+def test_stored_text_passes_the_hash_check_only_when_the_definition_does(
+    payload: dict[str, Any], tamper: bool
+) -> None:
+    """The undecoded check (stored C2 text against the hash) never passes a payload the
+    exact check refuses, and passes every float-free one stored as the log stores it."""
+    from server.core.canonical_json import stored_text_matches_hash
 
     try:
-        text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
-    except ValueError:  # NaN and infinities are not JSON
+        stored = stored_payload_json(payload).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):  # NaN, lone surrogates: never in a TEXT column
         return
+    # What a forger would store beside a float: the hash of C1's bytes without the refusal.
+    c1 = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    hashed = "sha256:" + hashlib.sha256(c1.encode("utf-8")).hexdigest()
+    if tamper:
+        hashed = hashed[:-1] + ("0" if hashed[-1] != "0" else "1")
     try:
-        decoded = decode_without_floats(text.encode("utf-8", "surrogatepass"))
-    except FloatInText:
-        assert has_float_token(text)
-        return
-    except (msgspec.DecodeError, UnicodeError):  # lone surrogates
-        return
-    assert not has_float_token(text) and decoded == payload
-    expected = payload_hash(payload)
-    assert payload_hash_mismatch(decoded, expected, float_free=True) is None
+        exact = payload_hash(payload) == hashed
+    except FloatFoundError:
+        exact = False
+    assert stored_text_matches_hash(stored, hashed) == exact
