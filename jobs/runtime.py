@@ -19,7 +19,7 @@ from server.store.event_log import PostgresEventLog
 from server.store.policy_simulations import PostgresSimulations
 from server.store.precedent_cases import PostgresPrecedentCases
 from server.store.projections import PostgresProjections
-from server.store.replays import PostgresReplays
+from server.store.replays import CONNECTIONS_PER_RUN, REPLAYS_AT_ONCE, PostgresReplays
 
 
 @dataclass
@@ -49,9 +49,13 @@ class WorkerRuntime:
 
     @classmethod
     async def open(cls, settings: Settings, redis: ArqRedis) -> WorkerRuntime:
+        # A bulk run holds two connections while it loads (reader and writer) and takes a
+        # third, briefly, to report progress: a pool smaller than that for every run a
+        # process takes at once could have them all waiting for each other's connections.
+        floor = REPLAYS_AT_ONCE * CONNECTIONS_PER_RUN + 2
         pool = await create_pool(
             settings.require_database_url,
-            size=max(settings.db_pool_size, 8),
+            size=max(settings.db_pool_size, floor),
             application_name="decisiongraph-worker",
         )
         channels = Channels(settings.namespace)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,7 +65,7 @@ def supervise(settings: Settings, processes: int, child: Callable[[Settings], No
                     slot.due, slot.process = now + slot.pause, None
                 if slot.process is None and now >= slot.due:
                     slot.process = context.Process(
-                        target=child, args=(settings,), name=f"dg-worker-{number}"
+                        target=_child_main, args=(child, settings), name=f"dg-worker-{number}"
                     )
                     slot.process.start()
                     slot.started = now
@@ -74,6 +76,24 @@ def supervise(settings: Settings, processes: int, child: Callable[[Settings], No
             signal.signal(s, handler)
         _stop(slots)
     return 0
+
+
+def _child_main(child: Callable[[Settings], None], settings: Settings) -> None:
+    """A child that outlives its supervisor (killed, say, after its own stop grace ran
+    out) would go on taking jobs that nobody supervises: when the parent is gone, the
+    child stops as on SIGTERM, and exits outright if that has not ended it in time."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_follow_parent, args=(parent,), daemon=True).start()
+    child(settings)
+
+
+def _follow_parent(parent: BaseProcess) -> None:
+    wait([parent.sentinel])
+    _log.warning("supervisor gone; worker process %d stopping", os.getpid())
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(STOP_GRACE_SECONDS)
+    os._exit(1)
 
 
 def _stop(slots: list[_Slot]) -> None:

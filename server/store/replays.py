@@ -61,6 +61,7 @@ def _record(row: asyncpg.Record) -> ReplayRecord:
 
 
 REPLAYS_AT_ONCE: Final = 2  # runs one worker process executes at a time
+CONNECTIONS_PER_RUN: Final = 3  # pooled connections a run holds at once, at most
 
 
 @translated

@@ -253,3 +253,18 @@ def test_worker_processes_share_the_replays_and_outlive_a_killed_one(
 
     assert worker.stop(timeout=40) == 0, worker.output()
     assert not _children(worker.popen.pid)
+
+
+def test_worker_processes_stop_when_their_supervisor_is_killed(start_worker: Any) -> None:
+    """A supervisor killed outright (SIGKILL, an OOM kill, a stop grace run out) cannot
+    pass SIGTERM on: its children notice it is gone and stop by themselves, instead of
+    taking jobs that nobody supervises."""
+    worker = start_worker("--processes", "2")
+    children = set(_wait_children(worker.popen.pid, 2))
+    os.kill(worker.popen.pid, signal.SIGKILL)
+    worker.popen.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while alive := {pid for pid in children if Path(f"/proc/{pid}").exists()}:
+        assert time.monotonic() < deadline, f"orphaned worker processes {alive} still run"
+        time.sleep(0.1)
+    assert "supervisor gone; worker process" in worker.output()
