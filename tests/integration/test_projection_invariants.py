@@ -44,9 +44,11 @@ async def insert_behind_the_back(
     event: dict[str, Any],
     stored_hash: str | None = None,
     skip: int = 0,
+    stored_text: str | None = None,
 ) -> int:
     """Write a row the way a buggy or malicious client of the database might (`skip`
-    positions past the end leaves a gap)."""
+    positions past the end leaves a gap; `stored_text` in place of the payload's C2, the
+    hash still the payload's unless `stored_hash` says otherwise)."""
     async with pool.acquire() as conn, conn.transaction():
         position = await conn.fetchval(
             "UPDATE dg_tenants SET last_log_seq = last_log_seq + 1 + $2 WHERE tenant_id = $1 "
@@ -67,7 +69,7 @@ async def insert_behind_the_back(
             event["event_type"],
             event["occurred_at"],
             event["idempotency_key"],
-            stored_payload_json(event["payload"]),
+            stored_text or stored_payload_json(event["payload"]),
             stored_hash or payload_hash(event["payload"]),
         )
         return int(position)
@@ -699,22 +701,49 @@ def _forged_from_own_text(event: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(text).hexdigest()
 
 
-@pytest.mark.parametrize("poison", ["hash mismatch", "float with a forged hash"])
+@pytest.mark.parametrize(
+    "poison",
+    [
+        "hash mismatch",
+        "float with a forged hash",
+        "stored text edited",
+        "edited inside a string only where spacing differs",
+        "respaced, same value",
+    ],
+)
 async def test_a_bulk_rebuild_stops_where_catch_up_stops(
     gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, poison: str
 ) -> None:
     """REBUILD's bulk path (store/bulk_rebuild.py) meets a poison event exactly as the
-    incremental path does: same rows before it, same cursors, same open failure."""
+    incremental path does: same rows before it, same cursors, same open failure. The
+    bulk path checks hashes on the stored text (ADR 0016): an edit of the text is caught
+    wherever it is, and a text that only spaces the same value differently still passes
+    (by the exact check), as it does incrementally."""
     await gql.append_ok([started("t"), input_observed("t", 1), started("v")])
     bad = input_observed("t", 2)
     if poison == "hash mismatch":
         position = await insert_behind_the_back(pool, tenant, bad, "sha256:" + "0" * 64)
+    elif poison == "stored text edited":
+        edited = stored_payload_json(dict(bad["payload"], input_id="input:other"))
+        position = await insert_behind_the_back(pool, tenant, bad, stored_text=edited)
+    elif poison == "edited inside a string only where spacing differs":
+        # A space after ':' inside a string: stripping the whitespace outside strings
+        # must not strip it, or the edited text would hash like the original.
+        bad["payload"]["input_id"] = "a:b"
+        edited = stored_payload_json(dict(bad["payload"], input_id="a: b"))
+        position = await insert_behind_the_back(pool, tenant, bad, stored_text=edited)
+    elif poison == "respaced, same value":
+        respaced = json.dumps(bad["payload"], indent=1)
+        position = await insert_behind_the_back(pool, tenant, bad, stored_text=respaced)
     else:
         bad["payload"]["facts"][0]["value"] = {"type": "number", "value": 20.5}
         position = await insert_behind_the_back(pool, tenant, bad, _forged_from_own_text(bad))
     await gql.append_ok([input_observed("v", 1)])
     incremental = await project(pool, tenant)
-    assert incremental.failure is not None and incremental.failure.event.log_seq == position
+    if poison == "respaced, same value":
+        assert incremental.failure is None
+    else:
+        assert incremental.failure is not None and incremental.failure.event.log_seq == position
     store = PostgresProjections(pool)
     positions, digests = await store.digests(tenant, use_cache=False)
 
@@ -723,9 +752,13 @@ async def test_a_bulk_rebuild_stops_where_catch_up_stops(
 
     names = ("context_graph", "trace_summary", "precedent_index")
     outcome = await store.rebuild(tenant, names, progress)
+    assert await store.digests(tenant, use_cache=False) == (positions, digests)
+    if incremental.failure is None:
+        assert outcome.failure is None and await store.failures(tenant) == []
+        return
     assert outcome.failure is not None and outcome.failure.event.log_seq == position
     assert outcome.failure.error.code == incremental.failure.error.code
-    assert await store.digests(tenant, use_cache=False) == (positions, digests)
+    assert outcome.failure.error.message == incremental.failure.error.message
     assert {f.projection: f.log_seq for f in await store.failures(tenant)} == dict.fromkeys(
         names, position
     )
