@@ -48,28 +48,37 @@ and changed (2026-12-06, third session; per 100k events, in-process, same data):
 
 Together, in-process on the bench's log: Python 1.38-1.43 -> 1.25 core-s and PostgreSQL
 1.3-1.5 -> 0.82-0.87 core-s per 100k events for a REBUILD (sequential runs: 34-35k ->
-52k events/s).
+52k events/s), and REBUILD reached 30.7-37.4% of the raw read in eight runs that day.
 
-Eight runs of this section on 2026-12-06 after the last of these changes (each the median
-of three paired rounds): REBUILD 30.7-37.4% of the raw read (before them, same day:
-18-28%); VERIFY 27.6-34.0%, its rate 0.87-1.19x REBUILD's in the same run (median 0.99x;
-in the run recorded above, whose rounds alternate, 0.85-1.08x pair by pair, median 1.04x).
-In-process their CPU is the same total (per 100k events, VERIFY: Python 1.5-1.9 +
-PostgreSQL 0.43-0.6 core-s, it digests the live rows and the rebuilt ones; REBUILD:
-1.3-1.5 + 0.8-1.0, it writes and indexes), and the bench's VERIFY also serves the
-50-a-second reader, so which is faster in a given round is largely the host's noise.
+Later on 2026-12-06 (fourth session), on a host about twice as fast per core (the same
+code in-process: Python 1.25 -> 0.64 and PostgreSQL 0.85 -> 0.43 core-s per 100k events;
+the raw read 160-230k -> 320-380k rows/s; the write floor 57-74k -> 88-123k events/s):
 
-The write floor moved with the design: it re-inserts the rows REBUILD writes into the
-same tables, so narrower rows and re-keyed indexes made it 1.5-1.8x faster too (35.6k
-events/s at a 176k raw read this morning, 57-74k at 160-200k now). Twice that floor is
-out of reach on 2 cores for a reason the numbers show: REBUILD's CPU per 100k events
-(Python 1.25 + PostgreSQL 0.85 core-s) must fit in 2 cores x half the floor's time
-(~1.5 s / 2), so Python alone would have to drop to ~0.6 core-s, half of what it is.
-What remains of Python's 10-12 us per event is the spec's own work: the payload-hash
-check (C1 encoding + SHA-256, ~2.4 us), decoding the payload (~1.9), graph emission
-(~1.8), building and encoding rows (~1.5), reading (~1.3), freeing (~1). Halving it
-means moving per-event projection out of CPython (a compiled projector, or projecting in
-SQL with the hash check still exact), not another rearrangement; not in this release.
+- The bulk path checks each payload hash on the stored text (C2 without the whitespace
+  outside strings is C1, so msgspec's formatter and one SHA-256 replace decoding and
+  re-encoding) and decodes only the 13 payload keys the projections read (ADR 0016):
+  2.7 -> 1.7 us an event, Python 0.64 -> 0.60 core-s per 100k in-process.
+- Where a whole round's CPU goes (a bench-like run on the local PostgreSQL, `serve` +
+  `worker --processes 2`, 100k events, 10 tenants, /proc per process): the two workers
+  0.75-0.85 core-s (the rebuild itself ~0.65, arq's job polling and the event loop
+  ~0.15), PostgreSQL 0.55-0.6, the server and Redis 0.09: ~1.45 core-s in a 0.75-1.0 s
+  span, 75-95% of the two cores. A projection that is CPU-bound on both sides gains less
+  from a faster host than a sequential read does, hence the lower share of the raw read
+  than in the morning on the same design (24-34% a round today).
+
+Twice the write floor is out of reach on 2 cores, and the numbers say by how much: with
+today's floor (100-113k events/s) it means 100k events in 0.45-0.5 s, at most ~0.95
+core-s with both cores busy throughout, two thirds of what the path uses. PostgreSQL's
+part (read, COPY, index builds: 0.43 core-s in-process, 0.55-0.6 with runs overlapping)
+and the spec's per-event work in Python (hash check ~1.3 us, decoding ~0.4, emission and
+rows ~1.5, reading ~0.6: ~0.4 core-s) already take all of it, before the rest of the
+projecting process (~0.2), the job machinery (~0.15) and the server (~0.1). Tried, no help:
+more runs per process at once (3 or 5 instead of 2: PostgreSQL's CPU rose to 0.65-0.82
+core-s, each swap's catalog changes invalidating every backend's cached partition
+descriptors, and rounds were no faster); rows COPYed in index order so the index builds
+sort presorted input (at most 2 ms a tenant, inside the noise). What would move the bound
+is per-event projection outside CPython (a compiled projector), or fewer cores' worth of
+work per event in the spec itself; neither is in this release.
 """
 
 
