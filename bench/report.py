@@ -66,8 +66,9 @@ the raw read 160-230k -> 320-380k rows/s; the write floor 57-74k -> 88-123k even
   from a faster host than a sequential read does, hence the lower share of the raw read
   than in the morning on the same design (24-34% a round today). In the full `make
   bench` of 10:29 the first REBUILD round stalled (5.1% of the raw read; the median of
-  its pairs 28.6%, the ingest section before it had runs stall the same way while
-  PostgreSQL checkpointed every 15 s); the section re-run at 10:40 is the one above.
+  its pairs 28.6%), and so did ingest runs before it (1.2k instead of 15k events/s)
+  while PostgreSQL checkpointed every 15 s; both sections were re-run (projection at
+  10:40, ingest at 10:55, no stall) and those runs are the ones recorded here.
 
 Twice the write floor is out of reach on 2 cores, and the numbers say by how much: with
 today's floor (100-113k events/s) it means 100k events in 0.45-0.5 s, at most ~0.95
