@@ -22,6 +22,7 @@ import gc
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
@@ -30,6 +31,7 @@ import asyncpg
 
 from server.core.bulk_projection import BulkProjector, BulkRows
 from server.core.digest import CONTEXT_GRAPH, PRECEDENT_INDEX, TRACE_SUMMARY
+from server.core.errors import storage
 from server.core.graph import EdgeRow, NodeRow
 from server.core.precedent import PolicyEvalRow, PrecedentRow
 from server.core.trace_summary import SummaryRow
@@ -60,7 +62,11 @@ COPY_ROWS: Final = 10_000
 # again: well below deadlock_timeout (1 s), so that in a lock cycle with another scope's
 # catch-up it is always the swap that steps back.
 _LOCK_TIMEOUT: Final = "100ms"
-_SWAP_TRIES: Final = 100
+# A digest holds the parents' share lock from its snapshot to its last row (it must not
+# straddle a swap), and a VERIFY digests the live rows of a large tenant for many
+# seconds: a swap of any other tenant waits that out, trying again with pauses that grow
+# to a second, for this long before the run fails (and may be requested again).
+SWAP_PATIENCE: float = 600.0
 
 Progress = Callable[[int], Awaitable[bool]]  # events loaded so far -> keep going?
 # Shadow tables are scratch until the swap, and a projection is derived from the log, so
@@ -385,20 +391,33 @@ async def swap(
                     columns=("scope", *shadow.columns),
                 )
     shadowed = [shadow for shadow in tables if shadow.created]
-    for attempt in range(_SWAP_TRIES if shadowed else 0):
-        try:
-            async with conn.transaction():  # a savepoint: a lock timeout retries only this
-                await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
-                await _exchange(conn, shadowed)
-            break
-        except asyncpg.LockNotAvailableError:
-            if attempt == _SWAP_TRIES - 1:
-                raise
-            await asyncio.sleep(0.02 * min(attempt + 1, 10))
+    if shadowed:
+        await _exchange_patiently(conn, shadowed)
     await restart_at(conn, tenant, {name: projector.cursors[name] for name in projections})
     if projector.failure is not None:
         failed = projector.failure
         await record_failure(conn, tenant, projections, failed.event, failed.error)
+
+
+async def _exchange_patiently(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
+    """_exchange, each try in a savepoint bounded by _LOCK_TIMEOUT, for SWAP_PATIENCE."""
+    deadline = time.monotonic() + SWAP_PATIENCE
+    tries = 0
+    while True:
+        try:
+            async with conn.transaction():  # a savepoint: a lock timeout retries only this
+                await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
+                await _exchange(conn, tables)
+            return
+        except asyncpg.LockNotAvailableError:
+            tries += 1
+            if time.monotonic() >= deadline:
+                raise storage(
+                    f"REBUILD could not swap in the rebuilt projection: its tables stayed "
+                    f"locked for {SWAP_PATIENCE:g} s ({tries} tries; a long digest or read "
+                    f"holds them). The live projection is unchanged; request it again."
+                ) from None
+            await asyncio.sleep(min(0.02 * tries, 1.0))
 
 
 async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:

@@ -836,3 +836,76 @@ async def test_a_digest_never_mixes_the_rows_of_a_swap_with_the_cursors_before_i
     assert {n: during[n] for n in names} == {n: before[n] for n in names}
     _, after = await store.digests(tenant, use_cache=False)
     assert after == before
+
+
+async def _rebuild_behind_a_share_lock(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, held_for: float
+) -> tuple[Any, dict[str, str], dict[str, str]]:
+    """A REBUILD whose swap meets another session's share lock on a parent (what a long
+    digest or read of any tenant holds) for `held_for` seconds: (outcome or the error it
+    raised, live digests before, after)."""
+    from server.store import bulk_rebuild
+
+    for trace in ("a", "b", "c"):  # more than a swap's tail, so the graph goes via shadows
+        events = [started(trace)] + [input_observed(trace, n) for n in range(1, 800)]
+        for first in range(0, len(events), 400):
+            await gql.append_ok(events[first : first + 400])
+    assert bulk_rebuild.TAIL < 3 * 800
+    await project(pool, tenant)
+    store = PostgresProjections(pool, small_table=0)  # every table through a shadow
+    _, before = await store.digests(tenant, use_cache=False)
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def long_reader() -> None:
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            await conn.execute("LOCK TABLE ONLY dg_cg_edges IN ACCESS SHARE MODE")
+            locked.set()
+            await release.wait()
+
+    async def progress(_: int) -> bool:
+        return True
+
+    reader = asyncio.create_task(long_reader())
+    await locked.wait()
+    names = ("context_graph", "trace_summary", "precedent_index")
+    rebuilding = asyncio.create_task(store.rebuild(tenant, names, progress))
+    await asyncio.sleep(held_for)
+    release.set()
+    await reader
+    outcome: Any
+    try:
+        outcome = await rebuilding
+    except Exception as error:
+        outcome = error
+    _, after = await store.digests(tenant, use_cache=False)
+    return outcome, before, after
+
+
+async def test_a_rebuild_swap_waits_out_a_long_share_lock(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    """Many times the swap's lock timeout later, the swap still gets its locks."""
+    outcome, before, after = await _rebuild_behind_a_share_lock(gql, pool, tenant, 2.0)
+    assert not isinstance(outcome, Exception) and outcome.failure is None, outcome
+    assert after == before
+
+
+async def test_a_rebuild_that_cannot_swap_in_time_fails_cleanly(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its patience a REBUILD gives up with a storage error that says why, and
+    leaves the live projection as it was and no shadow table behind."""
+    from server.core.errors import STORAGE
+    from server.store import bulk_rebuild
+
+    monkeypatch.setattr(bulk_rebuild, "SWAP_PATIENCE", 0.5)
+    outcome, before, after = await _rebuild_behind_a_share_lock(gql, pool, tenant, 2.0)
+    assert getattr(outcome, "code", None) == STORAGE, outcome
+    assert "could not swap in the rebuilt projection" in str(outcome)
+    assert after == before
+    async with pool.acquire() as conn:
+        leftovers = await conn.fetch(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+            "AND relname ~ '^dg_[a-z_]+__[0-9a-f]{16}_'"
+        )
+    assert leftovers == []
