@@ -793,6 +793,22 @@ async def test_scratch_digests_equal_the_live_ones_in_memory_or_in_shadow_tables
         )
 
 
+async def _projected_past_the_tail(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> PostgresProjections:
+    """A log longer than a swap's tail, projected; a store whose REBUILD puts every table
+    through a shadow, so that its swap exchanges partitions under exclusive locks."""
+    from server.store import bulk_rebuild
+
+    for trace in ("a", "b", "c"):
+        events = [started(trace)] + [input_observed(trace, n) for n in range(1, 800)]
+        for first in range(0, len(events), 400):
+            await gql.append_ok(events[first : first + 400])
+    assert bulk_rebuild.TAIL < 3 * 800
+    await project(pool, tenant)
+    return PostgresProjections(pool, small_table=0)
+
+
 async def test_a_digest_never_mixes_the_rows_of_a_swap_with_the_cursors_before_it(
     gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -800,15 +816,9 @@ async def test_a_digest_never_mixes_the_rows_of_a_swap_with_the_cursors_before_i
     REBUILD that swaps its shadows in between must wait: otherwise the old snapshot reads
     the new partitions, whose rows it cannot see, and the digest of empty tables is cached
     under the (unchanged) cursor."""
-    from server.store import bulk_rebuild, projection_reads
+    from server.store import projection_reads
 
-    for trace in ("a", "b", "c"):  # more than a swap's tail, so the graph goes via shadows
-        events = [started(trace)] + [input_observed(trace, n) for n in range(1, 800)]
-        for first in range(0, len(events), 400):
-            await gql.append_ok(events[first : first + 400])
-    assert bulk_rebuild.TAIL < 3 * 800
-    await project(pool, tenant)
-    store = PostgresProjections(pool, small_table=0)  # every table through a shadow
+    store = await _projected_past_the_tail(gql, pool, tenant)
     _, before = await store.digests(tenant, use_cache=False)
     snapshot_taken, go_on = asyncio.Event(), asyncio.Event()
     real_cursors = projection_reads.cursors
@@ -844,15 +854,7 @@ async def _rebuild_behind_a_share_lock(
     """A REBUILD whose swap meets another session's share lock on a parent (what a long
     digest or read of any tenant holds) for `held_for` seconds: (outcome or the error it
     raised, live digests before, after)."""
-    from server.store import bulk_rebuild
-
-    for trace in ("a", "b", "c"):  # more than a swap's tail, so the graph goes via shadows
-        events = [started(trace)] + [input_observed(trace, n) for n in range(1, 800)]
-        for first in range(0, len(events), 400):
-            await gql.append_ok(events[first : first + 400])
-    assert bulk_rebuild.TAIL < 3 * 800
-    await project(pool, tenant)
-    store = PostgresProjections(pool, small_table=0)  # every table through a shadow
+    store = await _projected_past_the_tail(gql, pool, tenant)
     _, before = await store.digests(tenant, use_cache=False)
     locked, release = asyncio.Event(), asyncio.Event()
 
