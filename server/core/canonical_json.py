@@ -110,6 +110,12 @@ def stored_text_matches_hash(stored: bytes, expected: str) -> bool:
         compact = msgspec.json.format(stored, indent=-1)
     except msgspec.DecodeError:
         return False
+    return _is_hashed_c1(compact, expected)
+
+
+def _is_hashed_c1(compact: bytes, expected: str) -> bool:
+    """Whether compact JSON bytes hash to `expected` and hold no float: then they are the
+    C1 text that was hashed (equal hashes mean equal bytes), and C1 refuses floats."""
     if HASH_PREFIX + hashlib.sha256(compact).hexdigest() != expected:
         return False
     return _surely_float_free(compact) or not has_float_token(compact.decode("utf-8"))
@@ -152,11 +158,7 @@ def payload_hash_mismatch(payload: Any, expected: str) -> str | None:
         quick = _sorted_compact.encode(payload)
     except (TypeError, ValueError, OverflowError):
         quick = b""
-    if (
-        quick
-        and HASH_PREFIX + hashlib.sha256(quick).hexdigest() == expected
-        and not has_float_token(quick.decode("utf-8"))
-    ):
+    if quick and _is_hashed_c1(quick, expected):
         return None
     actual = payload_hash(payload)  # the definition itself (refuses floats)
     return None if actual == expected else actual
