@@ -74,10 +74,10 @@ def test_the_release_demo_scores_the_approved_acme_renewal_first_and_warns_a_rej
             # Rejecting would go against the approved Acme precedent; approving would not.
             assert [w["decision"] for w in data["warnings"]] == ["rejected"]
             assert data["warnings"][0]["traceIds"] == [PRECEDENT]
-            flow = await gql.data(
-                """query($w: String!) { workflow(workflowId: $w) { scoredPrecedents {
-                   results { traceId } warnings { decision traceIds } } } }""",
-                {"w": LIVE_WORKFLOW},
+            flow = await gql.data(  # once the workflow projection has the appended log
+                """query($w: String!, $n: Long!) { workflow(workflowId: $w, atLeast: $n) {
+                   scoredPrecedents { results { traceId } warnings { decision traceIds } } } }""",
+                {"w": LIVE_WORKFLOW, "n": stored[-1]["logSeq"]},
             )
             scored = flow["workflow"]["scoredPrecedents"]
             assert [r["traceId"] for r in scored["results"]] == [PRECEDENT, INCIDENT]
