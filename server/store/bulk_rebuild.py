@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
 import re
 import secrets
 import time
@@ -37,6 +36,7 @@ from server.core.precedent import PolicyEvalRow, PrecedentRow
 from server.core.trace_summary import SummaryRow
 from server.core.value import Value
 from server.store.event_log import FACT_COLUMNS, row_to_facts
+from server.store.partitions import partition_name
 from server.store.projection_writer import (
     record_failure,
     restart_at,
@@ -62,10 +62,12 @@ COPY_ROWS: Final = 10_000
 # again: well below deadlock_timeout (1 s), so that in a lock cycle with another scope's
 # catch-up it is always the swap that steps back.
 _LOCK_TIMEOUT: Final = "100ms"
-# A digest holds the parents' share lock from its snapshot to its last row (it must not
-# straddle a swap), and a VERIFY digests the live rows of a large tenant for many
-# seconds: a swap of any other tenant waits that out, trying again with pauses that grow
-# to a second, for this long before the run fails (and may be requested again).
+# A digest holds its scope's partitions share-locked from its snapshot to its last row
+# (it must not straddle that scope's swap; store/projection_reads.py), and a VERIFY digests
+# the live rows of a large tenant for many seconds: a swap of the same tenant waits that
+# out, and any swap waits for a query that holds a parent (the `LOCK TABLE ONLY` below
+# leaves other scopes' partitions alone), trying again with pauses that grow to a second,
+# for this long before the run fails (and may be requested again).
 SWAP_PATIENCE: float = 600.0
 
 Progress = Callable[[int], Awaitable[bool]]  # events loaded so far -> keep going?
@@ -93,7 +95,7 @@ class Shadow:
     @property
     def partition(self) -> str:
         """The scope's live partition (SQL dg_projection_partition)."""
-        return f"{self.parent}__{hashlib.md5(self.scope.encode()).hexdigest()[:16]}"
+        return partition_name(self.parent, self.scope)
 
     @property
     def name(self) -> str:
@@ -426,7 +428,7 @@ async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
     ordered = sorted(tables, key=lambda s: s.parent)
     statements = [
         "SELECT pg_advisory_xact_lock(hashtextextended('dg_projection_partitions', 0))",
-        *(f"LOCK TABLE {shadow.parent} IN ACCESS EXCLUSIVE MODE" for shadow in ordered),
+        *(f"LOCK TABLE ONLY {shadow.parent} IN ACCESS EXCLUSIVE MODE" for shadow in ordered),
     ]
     for shadow in ordered:
         statements += [

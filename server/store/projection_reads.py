@@ -32,6 +32,7 @@ from server.core.trace_summary import SummaryRow
 from server.core.value import Value
 from server.core.workflow import WORKFLOWS
 from server.store.database import translate
+from server.store.partitions import partition_name
 from server.store.projection_writer import row_columns
 
 _PREFETCH: Final = 5_000
@@ -123,9 +124,11 @@ async def _sorted_here(
     return True
 
 
-_HOLD_SWAPS: Final = (
-    "LOCK TABLE ONLY dg_cg_edges, dg_cg_nodes, dg_precedent_index, dg_trace_summary "
-    "IN ACCESS SHARE MODE"
+# The tables digests read. A REBUILD's swap replaces a scope's partition of each
+# (store/bulk_rebuild.py), so a digest must not straddle it.
+_DIGESTED: Final = ("dg_cg_edges", "dg_cg_nodes", "dg_precedent_index", "dg_trace_summary")
+_EXISTING: Final = (
+    "SELECT coalesce(array_agg(n), '{}') FROM unnest($1::text[]) n WHERE to_regclass(n) IS NOT NULL"
 )
 
 
@@ -140,11 +143,20 @@ async def digests(
     given), consistent with each other."""
     try:
         async with pool.acquire() as conn:
+            # The scope's own partitions, read directly and share-locked before the snapshot
+            # (LOCK takes none): this scope's swap, which drops them, commits either before
+            # the snapshot or after the last read, never between the cursors and the rows
+            # they describe; and no lock is held on the parents, whose exclusive lock every
+            # other scope's swap needs. A partition not made yet is read through its parent
+            # (it holds none of the scope's rows, and no swap of the scope can be under way).
+            wanted = {parent: partition_name(parent, scope) for parent in _DIGESTED}
+            existing = set(await conn.fetchval(_EXISTING, list(wanted.values())))
+            tables = {parent: name for parent, name in wanted.items() if name in existing}
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                # Before the snapshot (LOCK takes none): a REBUILD's swap, which locks these
-                # parents exclusively, then commits either before the snapshot or after the
-                # last read; never between the cursors and the rows they describe.
-                await conn.execute(_HOLD_SWAPS)
+                if tables:
+                    await conn.execute(
+                        f"LOCK TABLE {', '.join(sorted(tables.values()))} IN ACCESS SHARE MODE"
+                    )
                 positions = await cursors(conn, scope)
                 cached = (
                     {
@@ -168,7 +180,7 @@ async def digests(
                     if hit is not None and hit[0] == position:
                         values[projection] = hit[1]
                     else:
-                        values[projection] = await compute_digest(conn, scope, projection)
+                        values[projection] = await compute_digest(conn, scope, projection, tables)
                         if projection != WORKFLOWS:
                             fresh.append((projection, position, values[projection]))
             if fresh and use_cache:

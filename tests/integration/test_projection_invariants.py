@@ -7,8 +7,11 @@ so each test controls exactly when the log is projected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -28,6 +31,7 @@ from tests.support import (
     golden_digests,
     golden_events,
     input_observed,
+    new_tenant,
     started,
 )
 
@@ -809,17 +813,21 @@ async def _projected_past_the_tail(
     return PostgresProjections(pool, small_table=0)
 
 
-async def test_a_digest_never_mixes_the_rows_of_a_swap_with_the_cursors_before_it(
-    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A digest reads the cursors and then the rows in one REPEATABLE READ snapshot. A
-    REBUILD that swaps its shadows in between must wait: otherwise the old snapshot reads
-    the new partitions, whose rows it cannot see, and the digest of empty tables is cached
-    under the (unchanged) cursor."""
+_SPEC_PROJECTIONS = ("context_graph", "trace_summary", "precedent_index")
+
+
+async def _always(_: int) -> bool:
+    return True
+
+
+@contextlib.asynccontextmanager
+async def _digest_held_open(
+    store: PostgresProjections, scope: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[asyncio.Task[tuple[dict[str, int], dict[str, str]]]]:
+    """A digest of `scope` stopped right after it took its locks and its snapshot (it has
+    read the cursors, no row yet), until the block ends; yields the digest's task."""
     from server.store import projection_reads
 
-    store = await _projected_past_the_tail(gql, pool, tenant)
-    _, before = await store.digests(tenant, use_cache=False)
     snapshot_taken, go_on = asyncio.Event(), asyncio.Event()
     real_cursors = projection_reads.cursors
 
@@ -830,21 +838,53 @@ async def test_a_digest_never_mixes_the_rows_of_a_swap_with_the_cursors_before_i
         return found
 
     monkeypatch.setattr(projection_reads, "cursors", cursors_then_wait)
-    reading = asyncio.create_task(store.digests(tenant, use_cache=False))
+    reading = asyncio.create_task(store.digests(scope, use_cache=False))
     await snapshot_taken.wait()
     monkeypatch.setattr(projection_reads, "cursors", real_cursors)
+    try:
+        yield reading
+    finally:
+        go_on.set()
+        await asyncio.gather(reading, return_exceptions=True)
 
-    async def progress(_: int) -> bool:
-        return True
 
-    names = ("context_graph", "trace_summary", "precedent_index")
-    rebuilding = asyncio.create_task(store.rebuild(tenant, names, progress))
-    await asyncio.sleep(1.0)  # time enough to reach its swap, which must wait for the read
-    go_on.set()
+async def test_a_digest_never_mixes_the_rows_of_a_swap_with_the_cursors_before_it(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A digest reads the cursors and then the rows in one REPEATABLE READ snapshot. A
+    REBUILD that swaps its shadows in between must wait: otherwise the old snapshot reads
+    the new partitions, whose rows it cannot see, and the digest of empty tables is cached
+    under the (unchanged) cursor."""
+    store = await _projected_past_the_tail(gql, pool, tenant)
+    _, before = await store.digests(tenant, use_cache=False)
+    async with _digest_held_open(store, tenant, monkeypatch) as reading:
+        rebuilding = asyncio.create_task(store.rebuild(tenant, _SPEC_PROJECTIONS, _always))
+        await asyncio.sleep(1.0)  # time enough to reach its swap, which must wait for the read
     _, during = await reading
     assert (await rebuilding).failure is None
-    assert {n: during[n] for n in names} == {n: before[n] for n in names}
+    assert {n: during[n] for n in _SPEC_PROJECTIONS} == {n: before[n] for n in _SPEC_PROJECTIONS}
     _, after = await store.digests(tenant, use_cache=False)
+    assert after == before
+
+
+async def test_a_digest_of_one_tenant_never_delays_the_swap_of_another(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A digest share-locks its own scope's partitions, not the parents: another tenant's
+    REBUILD swaps in while the digest is still reading (it used to wait for the digest to
+    end, and a VERIFY of a large tenant digests for many seconds)."""
+    from server.store import bulk_rebuild
+
+    other = new_tenant()
+    digesting = await _projected_past_the_tail(gql, pool, tenant)
+    rebuilding = await _projected_past_the_tail(dataclasses.replace(gql, tenant=other), pool, other)
+    _, before = await rebuilding.digests(other, use_cache=False)
+    monkeypatch.setattr(bulk_rebuild, "SWAP_PATIENCE", 1.0)  # a wait fails the run
+    async with _digest_held_open(digesting, tenant, monkeypatch) as reading:
+        outcome = await rebuilding.rebuild(other, _SPEC_PROJECTIONS, _always)
+        assert not reading.done()
+    assert outcome.failure is None
+    _, after = await rebuilding.digests(other, use_cache=False)
     assert after == before
 
 
