@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from msgspec import structs
+
 from server.core.digest import (
     CONTEXT_GRAPH,
     PRECEDENT_INDEX,
@@ -36,6 +38,7 @@ from server.core.precedent import (
 from server.core.projection_batch import PROJECTIONS, Failure
 from server.core.projector import verify_event
 from server.core.trace_summary import SummaryRow, apply_summary
+from server.core.value import Value
 
 
 @dataclass(slots=True)
@@ -57,6 +60,35 @@ class BulkRows:
             + len(self.precedents)
         )
 
+    def records(self, table: str) -> list[tuple[Any, ...]]:
+        """One table's rows as records: their fields in order (the table's columns)."""
+        rows: list[Value] = getattr(self, table)
+        return [structs.astuple(row) for row in rows]
+
+
+@dataclass(slots=True)
+class BulkRecords:
+    """BulkRows already as records, as the native pass (native_projection.py) gives them."""
+
+    nodes: list[tuple[Any, ...]] = field(default_factory=list)
+    edges: list[tuple[Any, ...]] = field(default_factory=list)
+    summaries: list[tuple[Any, ...]] = field(default_factory=list)
+    policy_evals: list[tuple[Any, ...]] = field(default_factory=list)
+    precedents: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def records(self, table: str) -> list[tuple[Any, ...]]:
+        records: list[tuple[Any, ...]] = getattr(self, table)
+        return records
+
+    def rows(self) -> BulkRows:
+        return BulkRows(
+            [NodeRow(*r) for r in self.nodes],
+            [EdgeRow(*r) for r in self.edges],
+            [SummaryRow(*r) for r in self.summaries],
+            [PolicyEvalRow(*r) for r in self.policy_evals],
+            [PrecedentRow(*r) for r in self.precedents],
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BulkOutcome:
@@ -66,6 +98,16 @@ class BulkOutcome:
     failure: Failure | None = None
     cancelled: bool = False
     digests: dict[str, str] = field(default_factory=dict)
+    native: bool = False  # done by the native pass (native_projection.py), not Python
+
+
+def advance(cursors: dict[str, int], limits: Mapping[str, int], last: int) -> None:
+    """Each projection's cursor after events up to `last` were applied. Positions are
+    gapless, so each has reached the last event applied or its limit, whichever is first."""
+    for name in cursors:
+        limit = limits.get(name)
+        reached = last if limit is None else min(last, limit)
+        cursors[name] = max(cursors[name], reached)
 
 
 class BulkProjector:
@@ -112,13 +154,8 @@ class BulkProjector:
             applied += 1
             last = event.log_seq
         if applied:
-            # Positions are gapless, so each projection has reached the last event applied
-            # or its limit, whichever comes first.
             self.applied += applied
-            for name in self.projections:
-                limit = self.limits.get(name)
-                reached = last if limit is None else min(last, limit)
-                self.cursors[name] = max(self.cursors[name], reached)
+            advance(self.cursors, self.limits, last)
         return out
 
     def close(self) -> BulkRows:
@@ -193,7 +230,9 @@ class ScratchDigests:
         self._summaries: list[SummaryRow] = []
         self._precedents: list[PrecedentRow] = []
 
-    def add(self, rows: BulkRows) -> None:
+    def add(self, rows: BulkRows | BulkRecords) -> None:
+        if isinstance(rows, BulkRecords):
+            rows = rows.rows()
         self._nodes += rows.nodes
         self._edges += rows.edges
         self._summaries += rows.summaries

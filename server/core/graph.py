@@ -103,7 +103,8 @@ def _entity_id(ref: Any) -> str:
 
 
 def _policy_id(event: ProjectedEvent) -> str:
-    policy = event.payload.get("policy")
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    policy = payload.get("policy")
     policy = policy if isinstance(policy, dict) else {}
     policy_id = policy.get("policy_id")
     if policy_id is None:

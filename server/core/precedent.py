@@ -65,7 +65,10 @@ class PrecedentRow(Value, frozen=True):
         )
 
 
-def _policy(payload: dict[str, Any]) -> tuple[Any, Any]:
+def _policy(payload: Any) -> tuple[Any, Any]:
+    # A payload that is not an object (only a log edited behind the service's back holds
+    # one) reads as {}, as in graph.py: a schema violation below, not a crash.
+    payload = payload if isinstance(payload, dict) else {}
     policy = payload.get("policy")
     policy = policy if isinstance(policy, dict) else {}
     return policy.get("policy_id"), policy.get("policy_version")
@@ -91,7 +94,7 @@ def precedent_rows(trace_events: Iterable[ProjectedEvent]) -> list[PrecedentRow]
     entity: dict[str, Any] | None = None
     rows: list[PrecedentRow] = []
     for event in trace_events:
-        payload = event.payload
+        payload = event.payload if isinstance(event.payload, dict) else {}
         if event.event_type == TRACE_STARTED:
             if entity is None:
                 pe = payload.get("primary_entity")

@@ -28,10 +28,11 @@ from typing import Any, Final, cast
 
 import asyncpg
 
-from server.core.bulk_projection import BulkProjector, BulkRows
+from server.core.bulk_projection import BulkProjector, BulkRecords, BulkRows
 from server.core.digest import CONTEXT_GRAPH, PRECEDENT_INDEX, TRACE_SUMMARY
 from server.core.errors import storage
 from server.core.graph import EdgeRow, NodeRow
+from server.core.native_projection import COPY_COLUMNS, NativeProjector
 from server.core.precedent import PolicyEvalRow, PrecedentRow
 from server.core.trace_summary import SummaryRow
 from server.core.value import Value
@@ -41,10 +42,13 @@ from server.store.projection_writer import (
     record_failure,
     restart_at,
     row_columns,
-    row_records,
 )
 
 CHUNK: Final = 2_000  # events per read (and per progress report)
+# The Python projector (the definition) or the native pass that stands in for it when it
+# can (ADR 0017); a chunk's rows come as BulkRows from the one, as records from the other.
+Projector = BulkProjector | NativeProjector
+Chunk = BulkRows | BulkRecords
 TAIL: Final = 2_000  # at most this much of the log is projected inside the swap
 # A table of at most this many rows skips the shadow: its rows are held in memory and
 # replace the live partition's in place, inside the swap's transaction (DELETE, then COPY
@@ -105,8 +109,8 @@ class Shadow:
     def columns(self) -> tuple[str, ...]:
         return row_columns(self.row_type)
 
-    def records(self, rows: BulkRows) -> list[tuple[Any, ...]]:
-        return row_records(getattr(rows, self.rows))
+    def records(self, rows: Chunk) -> list[tuple[Any, ...]]:
+        return rows.records(self.rows)
 
 
 _TABLES: Final = {
@@ -124,6 +128,12 @@ _FACTS_IN_WINDOW: Final = f"""
     WHERE tenant_id = $1 AND log_seq > $2 AND log_seq <= $3
     ORDER BY log_seq
 """
+# The same window for one binary COPY (copy_from_query wraps it), for the native pass: it
+# parses the bytes itself, no row objects are built for it.
+_COPY_WINDOW: Final = (
+    f"SELECT {COPY_COLUMNS} FROM dg_event_log WHERE tenant_id = {{tenant}} "
+    "AND log_seq > {low:d} AND log_seq <= {high:d} ORDER BY log_seq"
+)
 _LOG_END: Final = "SELECT coalesce(max(last_log_seq), 0) FROM dg_tenants WHERE tenant_id = $1"
 _INDEXES: Final = """
     SELECT pg_get_indexdef(i.indexrelid) AS definition, pg_get_constraintdef(c.oid) AS constraint
@@ -197,7 +207,7 @@ async def drop(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
 async def copy(
     conn: asyncpg.Connection,
     tables: Sequence[Shadow],
-    rows: BulkRows,
+    rows: Chunk,
     *,
     grow: bool = True,
     final: bool = False,
@@ -229,7 +239,7 @@ async def load(
     pool: asyncpg.Pool,
     tenant: str,
     tables: Sequence[Shadow],
-    projector: BulkProjector,
+    projector: Projector,
     start: int,
     end: int,
     progress: Progress,
@@ -239,7 +249,7 @@ async def load(
         # One transaction for every chunk: no commit to wait for per COPY.
         await writer.execute(_ASYNC_COMMIT)
 
-        async def write(rows: BulkRows) -> None:
+        async def write(rows: Chunk) -> None:
             await copy(writer, tables, rows)
 
         reached = await stream(pool, tenant, projector, start, end, progress, write)
@@ -250,27 +260,24 @@ async def load(
 async def stream(
     pool: asyncpg.Pool,
     tenant: str,
-    projector: BulkProjector,
+    projector: Projector,
     start: int,
     end: int,
     progress: Progress,
-    consume: Callable[[BulkRows], Awaitable[None]],
+    consume: Callable[[Chunk], Awaitable[None]],
 ) -> tuple[int, bool]:
     """Project (start, end] and hand each chunk's rows to `consume`; (position reached,
     whether to go on). Three stages overlap: PostgreSQL reads chunk N+1 while Python
     projects chunk N and `consume` writes chunk N-1."""
-    queue: asyncio.Queue[BulkRows | None] = asyncio.Queue(maxsize=2)
+    queue: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=2)
     async with pool.acquire() as reader, _fewer_collections():
 
         async def write() -> None:
             while (rows := await queue.get()) is not None:
                 await consume(rows)
 
-        async def read(low: int) -> list[asyncpg.Record]:
-            return cast(
-                list[asyncpg.Record],
-                await reader.fetch(_FACTS_IN_WINDOW, tenant, low, min(low + CHUNK, end)),
-            )
+        async def read(low: int) -> Window:
+            return await read_window(reader, projector, tenant, low, min(low + CHUNK, end))
 
         writing = asyncio.create_task(write())
         position, going = start, True
@@ -293,9 +300,32 @@ async def stream(
     return position, going
 
 
-def _project(projector: BulkProjector, records: list[asyncpg.Record]) -> BulkRows:
+Window = list[asyncpg.Record] | bytes
+
+
+async def read_window(
+    conn: asyncpg.Connection, projector: Projector, tenant: str, low: int, high: int
+) -> Window:
+    """The events in (low, high], as the projector takes them."""
+    if isinstance(projector, BulkProjector):
+        return cast(list[asyncpg.Record], await conn.fetch(_FACTS_IN_WINDOW, tenant, low, high))
+    parts: list[bytes] = []
+
+    async def keep(part: bytes) -> None:
+        parts.append(part)
+
+    query = _COPY_WINDOW.format(tenant=_literal(tenant), low=low, high=high)
+    await conn.copy_from_query(query, output=keep, format="binary")
+    return b"".join(parts)
+
+
+def _project(projector: Projector, window: Window) -> Chunk:
     """Decode and project a chunk."""
-    return projector.feed([row_to_facts(r) for r in records])
+    if isinstance(projector, BulkProjector):
+        assert isinstance(window, list)
+        return projector.feed([row_to_facts(r) for r in window])
+    assert isinstance(window, bytes)
+    return projector.feed_copy(window)
 
 
 _collecting_less = 0  # bulk loads under way in this process (several may overlap)
@@ -362,7 +392,7 @@ async def swap(
     conn: asyncpg.Connection,
     tenant: str,
     tables: Sequence[Shadow],
-    projector: BulkProjector,
+    projector: Projector,
     projections: Sequence[str],
 ) -> None:
     """Inside the caller's transaction: project the rest of the log, replace the small
@@ -380,8 +410,8 @@ async def swap(
     end = await log_end(conn, tenant)
     position = max(projector.cursors.values(), default=0)
     if projector.failure is None and position < end:
-        records = await conn.fetch(_FACTS_IN_WINDOW, tenant, position, end)
-        await copy(conn, tables, _project(projector, records), grow=False)
+        window = await read_window(conn, projector, tenant, position, end)
+        await copy(conn, tables, _project(projector, window), grow=False)
     await copy(conn, tables, projector.close(), grow=False, final=True)
     for shadow in tables:
         if not shadow.created:  # a small table: its new rows replace the old in place

@@ -3,14 +3,17 @@ where it writes) from the pool and delegates to projection_writer / projection_r
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import dataclasses
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Final
 
 import asyncpg
 
-from server.core.bulk_projection import BulkOutcome, BulkProjector, BulkRows, ScratchDigests
+from server.core import native_projection as native
+from server.core.bulk_projection import BulkOutcome, BulkProjector, ScratchDigests
 from server.core.graph import EdgeRow, NodeRow
 from server.core.graph_query import EdgeCursor, EdgeRef
+from server.core.native_projection import NativeProjector
 from server.core.precedent_query import PrecedentHit, PrecedentQuery
 from server.core.projection_batch import PROJECTIONS, BatchReport, FailureRecord
 from server.core.replay import ALL_PROJECTIONS
@@ -49,6 +52,7 @@ class PostgresProjections:
         batch_size: int = 1000,
         verify_in_memory: int = 100_000,
         small_table: int = bulk.SMALL_TABLE,
+        native_pass: bool = True,
     ) -> None:
         self._pool = pool
         self._batch_size = batch_size
@@ -58,6 +62,7 @@ class PostgresProjections:
         # event at the peak) instead of loading, sorting and reading back scratch tables.
         self._verify_in_memory = verify_in_memory
         self._small_table = small_table  # REBUILD: rows a table keeps in memory, not a shadow
+        self._native = native_pass  # the native pass where it can (tests turn it off)
 
     async def _ensure_partitions(self, scope: str) -> None:
         """The scope's projection partitions exist before its first write (migration 7)."""
@@ -113,10 +118,41 @@ class PostgresProjections:
     ) -> BulkOutcome:
         """Rebuild these spec projections of a tenant from its whole log and swap them in
         atomically (store/bulk_rebuild.py), stopping at a failing event as catch-up does.
-        False from `progress` cancels."""
+        False from `progress` cancels. The native pass does it where it can; an event it
+        leaves to Python has the whole pass done again by the Python projector."""
+
+        async def run(projector: bulk.Projector) -> BulkOutcome:
+            return await self._rebuild(tenant_id, projections, progress, projector)
+
+        return await self._native_first(
+            run, native.handles(projections), NativeProjector, lambda: BulkProjector(projections)
+        )
+
+    async def _native_first(
+        self,
+        run: Callable[[bulk.Projector], Awaitable[BulkOutcome]],
+        handles: bool,
+        by_native: Callable[[], NativeProjector],
+        by_python: Callable[[], BulkProjector],
+    ) -> BulkOutcome:
+        """`run` with the native pass where it handles the job, and again with the Python
+        projector if the native pass leaves an event to it (or cannot stand in)."""
+        if self._native and handles:
+            try:
+                return dataclasses.replace(await run(by_native()), native=True)
+            except native.Unsupported:
+                pass
+        return await run(by_python())
+
+    async def _rebuild(
+        self,
+        tenant_id: str,
+        projections: Sequence[str],
+        progress: bulk.Progress,
+        projector: bulk.Projector,
+    ) -> BulkOutcome:
         await self._ensure_partitions(tenant_id)
         tables = bulk.shadows(tenant_id, projections, self._small_table)
-        projector = BulkProjector(projections)
         swapped = False
         try:
             async with self._pool.acquire() as conn:
@@ -151,12 +187,29 @@ class PostgresProjections:
     ) -> BulkOutcome:
         """Digests of these spec projections rebuilt in scratch state up to `limits` (in
         memory for a small log, shadow tables otherwise), without touching the live ones;
-        none when it stopped at a failure or a cancel."""
-        projector = BulkProjector(projections, limits)
+        none when it stopped at a failure or a cancel. Native where it can, as rebuild."""
+
+        async def run(projector: bulk.Projector) -> BulkOutcome:
+            return await self._scratch_digests(tenant_id, projections, progress, projector)
+
+        return await self._native_first(
+            run,
+            native.handles(projections, limits),
+            lambda: NativeProjector(limits),
+            lambda: BulkProjector(projections, limits),
+        )
+
+    async def _scratch_digests(
+        self,
+        tenant_id: str,
+        projections: Sequence[str],
+        progress: bulk.Progress,
+        projector: bulk.Projector,
+    ) -> BulkOutcome:
         if projector.end <= self._verify_in_memory:
             scratch = ScratchDigests()
 
-            async def keep(rows: BulkRows) -> None:
+            async def keep(rows: bulk.Chunk) -> None:
                 scratch.add(rows)
 
             _, going = await bulk.stream(

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from server.core import native_projection
 from server.core.canonical_json import payload_hash, stored_payload_json
 from server.core.projector import InMemoryProjector
 from server.service import projection
@@ -757,6 +758,9 @@ async def test_a_bulk_rebuild_stops_where_catch_up_stops(
     names = ("context_graph", "trace_summary", "precedent_index")
     outcome = await store.rebuild(tenant, names, progress)
     assert await store.digests(tenant, use_cache=False) == (positions, digests)
+    # The native pass steps aside for every poison (the Python projector then finds it),
+    # and for a text that is no poison but not C2 in key order either (respaced here).
+    assert not outcome.native
     if incremental.failure is None:
         assert outcome.failure is None and await store.failures(tenant) == []
         return
@@ -787,6 +791,12 @@ async def test_scratch_digests_equal_the_live_ones_in_memory_or_in_shadow_tables
     outcome = await store.scratch_digests(tenant, names, {n: positions[n] for n in names}, progress)
     assert outcome.failure is None and not outcome.cancelled
     assert outcome.digests == {name: live[name] for name in names}
+    assert outcome.native == native_projection.AVAILABLE
+    python = PostgresProjections(pool, verify_in_memory=store._verify_in_memory, native_pass=False)
+    by_python = await python.scratch_digests(
+        tenant, names, {n: positions[n] for n in names}, progress
+    )
+    assert by_python.digests == outcome.digests and not by_python.native
     async with pool.acquire() as conn:  # nothing left behind either way
         assert (
             await conn.fetch(

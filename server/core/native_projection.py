@@ -1,0 +1,78 @@
+"""The native pass of the whole-log projection, where it was built (ADR 0017).
+
+`NativeProjector` stands in for `BulkProjector` in a REBUILD or VERIFY of every spec
+projection to one position. It takes a chunk of the log as one binary COPY of
+`COPY_COLUMNS` and gives its rows as records. For any event it does not handle the way
+the Python projector would, it raises `Unsupported`; the caller then runs the whole pass
+again with `BulkProjector`, which is the definition (and gives the exact failure codes
+and messages). Its state, the same as BulkProjector's, lives in Python containers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any, Final
+
+from server.core.bulk_projection import BulkRecords, advance
+from server.core.projection_batch import PROJECTIONS
+
+try:
+    from server.core import _native_projection as _native  # type: ignore[attr-defined]
+except ImportError:  # built without a C compiler: REBUILD and VERIFY use Python
+    _native = None
+
+AVAILABLE: Final = _native is not None
+# The log columns the pass reads, in its order and types (integers as int8).
+COPY_COLUMNS: Final = (
+    "log_seq::int8, event_id, trace_id, trace_seq::int8, event_type, occurred_at, "
+    "actor_type, actor_id, payload_json, payload_hash"
+)
+
+
+class Unsupported(Exception):
+    """An event the native pass leaves to the Python projector (its log_seq)."""
+
+
+def handles(projections: Collection[str], limits: Mapping[str, int] | None = None) -> bool:
+    """Whether the native pass can stand in: built, every spec projection, one limit."""
+    return (
+        AVAILABLE
+        and set(projections) == set(PROJECTIONS)
+        and (not limits or (set(limits) == set(PROJECTIONS) and len(set(limits.values())) == 1))
+    )
+
+
+class NativeProjector:
+    """BulkProjector's attributes and its feed, over binary COPY chunks."""
+
+    def __init__(self, limits: Mapping[str, int] | None = None) -> None:
+        self.projections = PROJECTIONS
+        self.limits = dict(limits or {})
+        self.cursors = dict.fromkeys(self.projections, 0)
+        self.failure = None
+        self.applied = 0
+        self._open: dict[str, list[Any]] = {}
+        self._state = (set[str](), dict[str, int](), self._open, dict[str, list[Any]](), set[str]())
+
+    @property
+    def end(self) -> int:
+        """The last position wanted (0: no limit)."""
+        return max(self.limits.values()) if self.limits else 0
+
+    def feed_copy(self, data: bytes) -> BulkRecords:
+        """Project one binary COPY of COPY_COLUMNS rows, in log order."""
+        assert _native is not None
+        try:
+            nodes, edges, summaries, evals, precedents, last, applied = _native.feed(
+                data, *self._state
+            )
+        except _native.Unsupported as unsupported:
+            raise Unsupported(*unsupported.args) from None
+        if applied:
+            self.applied += applied
+            advance(self.cursors, self.limits, last)
+        return BulkRecords(nodes, edges, summaries, evals, precedents)
+
+    def close(self) -> BulkRecords:
+        """The summaries of traces still open: their final rows for this log."""
+        return BulkRecords(summaries=[tuple(row) for row in self._open.values()])

@@ -1,0 +1,280 @@
+"""The native pass of the whole-log projection against the Python projector (ADR 0017).
+
+Its contract: for any log, chunked any way, it either gives exactly the Python projector's
+records, chunk by chunk, or raises Unsupported (and the caller redoes the pass in
+Python). On ordinary logs it must answer, or it would be dead weight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from server.core import native_projection
+from server.core.bulk_projection import BulkProjector, BulkRecords, BulkRows
+from server.core.canonical_json import payload_hash, stored_payload_json
+from server.core.errors import DecisionGraphError
+from server.core.event_types import REQUIRED_KEYS
+from server.core.native_projection import NativeProjector, Unsupported
+from server.store.event_log import row_to_facts
+from tests.support import SCENARIOS, golden_digests, golden_events
+from tests.unit.test_bulk_projection import digests
+
+TABLES = ("nodes", "edges", "summaries", "policy_evals", "precedents")
+
+pytestmark = pytest.mark.skipif(
+    not native_projection.AVAILABLE, reason="the native pass was not built (no C compiler)"
+)
+
+
+def test_the_native_pass_is_built_wherever_a_compiler_is() -> None:
+    """`make install` builds it when `cc` exists (CI and the developers' machines):
+    without it every test below would skip and the REBUILD bench would measure Python."""
+    if shutil.which("cc"):
+        assert native_projection.AVAILABLE
+
+
+Row = tuple[int, str, str, int, str, str, str, str, str, str]
+
+
+def copy_binary(rows: Sequence[Row]) -> bytes:
+    """PostgreSQL's binary COPY of native_projection.COPY_COLUMNS rows."""
+    out = [b"PGCOPY\n\xff\r\n\x00", struct.pack("!ii", 0, 0)]
+    for row in rows:
+        out.append(struct.pack("!h", len(row)))
+        for position, value in enumerate(row):
+            if position in (0, 3):
+                out.append(struct.pack("!iq", 8, value))
+            else:
+                encoded = str(value).encode()
+                out.append(struct.pack("!i", len(encoded)) + encoded)
+    out.append(struct.pack("!h", -1))
+    return b"".join(out)
+
+
+def as_records(rows: BulkRows) -> BulkRecords:
+    return BulkRecords(*(rows.records(table) for table in TABLES))
+
+
+def both(rows: Sequence[Row], sizes: Sequence[int]) -> tuple[list[Any], list[Any] | None]:
+    """Each chunk's records from the Python projector (ending with `failed` if it stopped
+    at a failure) and from the native pass (None: it raised Unsupported)."""
+    python, native = BulkProjector(), NativeProjector()
+    expected: list[Any] = []
+    got: list[Any] | None = []
+    start, turn = 0, 0
+    while start < len(rows):
+        chunk = rows[start : start + sizes[turn % len(sizes)]]
+        start, turn = start + len(chunk), turn + 1
+        try:
+            facts = [row_to_facts(r) for r in chunk]
+        except DecisionGraphError:  # a stored text that does not decode
+            expected.append("failed")
+            got = None if got is None else _native_refuses(native, chunk)
+            break
+        expected.append(as_records(python.feed(facts)))
+        if got is not None:
+            try:
+                got.append(native.feed_copy(copy_binary(chunk)))
+            except Unsupported:
+                got = None
+        if python.failure is not None:
+            expected.append("failed")
+            break
+    if python.failure is None:
+        expected.append(as_records(python.close()))
+        expected.append(python.cursors)
+        if got is not None:
+            got += [native.close(), native.cursors]
+    return expected, got
+
+
+def _native_refuses(native: NativeProjector, chunk: Sequence[Row]) -> None:
+    with pytest.raises(Unsupported):
+        native.feed_copy(copy_binary(chunk))
+
+
+# ------------------------------------------------------------------ generated logs
+
+KINDS = (
+    "TraceStarted", "InputObserved", "EntityObserved", "PolicyEvaluated", "ExceptionRequested",
+    "ApprovalRecorded", "PrecedentCited", "ActionProposed", "ActionCommitted", "TraceFinished",
+    "WorkflowReviewRequested", "SomethingElse",
+)  # fmt: skip
+TOP_KEYS = (
+    "workflow", "title", "outcome", "primary_entity", "input_id", "entity", "policy",
+    "exception_id", "approver", "subject", "cited_trace_id", "action_id", "target_entity",
+    "facts", "reason",
+)  # fmt: skip
+INNER_KEYS = (
+    "entity_type", "entity_id", "system", "policy_id", "policy_version", "actor_type",
+    "actor_id", "subject_type", "subject_id", "note",
+)  # fmt: skip
+# Strings an id may be: plain, empty, with what JSON escapes, non-ASCII, astral.
+STRINGS = st.one_of(
+    st.sampled_from(["a", "b", "acme-1", "exception", "x:y", "", "1.5e3"]),
+    st.sampled_from(['q"t', "b\\s", "n\nl", "tab\t", "\x01", "é", "\u2028", "😀", "trace:z"]),
+    st.text(max_size=4),
+)
+SCALARS = st.one_of(
+    STRINGS, st.none(), st.booleans(), st.integers(-1, 2), st.floats(-2, 2, allow_nan=False)
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=2), st.dictionaries(st.sampled_from(INNER_KEYS), inner, max_size=4)
+    ),
+    max_leaves=6,
+)
+IDS = st.sampled_from(["a", "b", "acme-1", "exception", "x:y", "é", 'q"t', "n\nl", "😀"])
+REFS = st.dictionaries(st.sampled_from(INNER_KEYS), st.one_of(IDS, st.none()), max_size=4)
+# What a producer sends: ids and texts as strings (possibly empty), references as objects,
+# a policy with an id and a version, and anything at all under keys no projection reads.
+ORDINARY = st.fixed_dictionaries(
+    {"policy": st.fixed_dictionaries({"policy_id": IDS, "policy_version": IDS})},
+    optional={
+        **{key: st.one_of(IDS, st.just("")) for key in (
+            "workflow", "title", "outcome", "input_id", "cited_trace_id", "action_id")},
+        **dict.fromkeys(("primary_entity", "entity", "approver", "subject", "target_entity"), REFS),
+        "exception_id": IDS,
+        "facts": st.dictionaries(st.text(max_size=3), st.integers() | st.text(max_size=3)),
+    },
+)  # fmt: skip
+
+
+def _hash(payload: dict[str, Any]) -> str:
+    try:
+        return payload_hash(payload)
+    except Exception:  # a float: the hash C1 would have if it took floats (a forged one)
+        compact = msgspec.json.Encoder(order="sorted").encode(payload)
+        return "sha256:" + hashlib.sha256(compact).hexdigest()
+
+
+def conform(draw: st.DrawFn, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with what ingest requires of its kind (event_types.py) made so."""
+    for required, path in REQUIRED_KEYS[kind]:
+        node = payload
+        for key in path[:-1]:
+            node = node[key]  # made an object by an earlier check
+        if required == "str" and not (isinstance(node.get(path[-1]), str) and node[path[-1]]):
+            node[path[-1]] = draw(IDS)
+        elif required == "obj" and not isinstance(node.get(path[-1]), dict):
+            node[path[-1]] = {}
+        elif required == "list" and not isinstance(node.get(path[-1]), list):
+            node[path[-1]] = []
+    return payload
+
+
+@st.composite
+def logs(draw: st.DrawFn, wild: bool = True) -> list[Row]:
+    """Wild: anything, including what ingest refuses and what only an edit of the stored
+    log behind the service's back could hold. Otherwise: what ingest stores."""
+    traces = [f"t{i}" for i in range(draw(st.integers(1, 3)))]
+    seq = dict.fromkeys(traces, 0)
+    finished: set[str] = set()
+    rows: list[Row] = []
+    length = draw(st.integers(1, 24))
+    twisted = draw(st.integers(1, 2 * length))  # at most one event of a log is, below
+    for log_seq in range(1, length + 1):
+        open_traces = [t for t in traces if wild or t not in finished]
+        if not open_traces:
+            break
+        trace = draw(st.sampled_from(open_traces))
+        kind = "TraceStarted" if seq[trace] == 0 else draw(st.sampled_from(KINDS[1:]))
+        if wild and draw(st.integers(0, 4)) == 0:
+            payload = draw(st.dictionaries(st.sampled_from(TOP_KEYS), VALUES, max_size=5))
+        elif wild:
+            payload = draw(ORDINARY)
+        else:
+            kind = kind if kind in REQUIRED_KEYS else "InputObserved"
+            payload = conform(draw, kind, draw(ORDINARY))
+        if kind == "TraceFinished":
+            finished.add(trace)
+        stored = stored_payload_json(payload)
+        digest = _hash(payload)
+        if wild and log_seq == twisted:
+            twist = draw(st.integers(0, 4))
+            if twist == 0:  # tampered text
+                stored = stored.replace("a", "b", 1)
+            elif twist == 1:  # tampered hash
+                digest = "sha256:" + "0" * 64
+            elif twist == 2:  # respaced, same value
+                stored = json.dumps(payload, sort_keys=True, indent=1, ensure_ascii=False)
+            elif twist == 3:  # a gap in the trace
+                seq[trace] += 1
+            elif twist == 4:  # not an object
+                stored, digest = "[1]", payload_hash([1])
+        rows.append(
+            (log_seq, f"e{log_seq}", trace, seq[trace], kind, f"2026-01-01T00:00:{log_seq:02}Z",
+             "agent", "bot", stored, digest)
+        )  # fmt: skip
+        seq[trace] += 1
+    return rows
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(logs(), st.lists(st.integers(1, 7), min_size=1, max_size=4))
+@example(
+    [
+        (1, "e1", "t0", 0, "TraceStarted", "T1", "agent", "bot",
+         '{"primary_entity": {"entity_id": "n\\nl"}}',
+         payload_hash({"primary_entity": {"entity_id": "n\nl"}})),
+    ],
+    [1],
+)  # fmt: skip
+def test_the_native_pass_equals_the_python_projector_or_steps_aside(
+    rows: list[Row], sizes: list[int]
+) -> None:
+    expected, got = both(rows, sizes)
+    if got is not None:
+        assert "failed" not in expected, "answered where the Python projector fails"
+        assert got == expected
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(logs(wild=False), st.lists(st.integers(1, 7), min_size=1, max_size=4))
+def test_the_native_pass_answers_ordinary_logs(rows: list[Row], sizes: list[int]) -> None:
+    expected, got = both(rows, sizes)
+    assert got is not None
+    assert got == expected
+
+
+def _golden_rows(scenario: str) -> list[Row]:
+    from tests.unit.test_projection_batch import stored
+
+    return [
+        (e.log_seq, e.event_id, e.trace_id, e.trace_seq, e.event_type, e.occurred_at,
+         e.actor.actor_type, e.actor.actor_id, stored_payload_json(e.payload), e.payload_hash)
+        for e in stored(golden_events(scenario))
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_golden_digests(scenario: str) -> None:
+    native = NativeProjector()
+    records = native.feed_copy(copy_binary(_golden_rows(scenario)))
+    rows = records.rows()
+    rows.summaries += native.close().rows().summaries
+    assert digests(rows).as_dict() == golden_digests(scenario)
+
+
+def test_sha256_matches_hashlib() -> None:
+    from server.core import _native_projection  # type: ignore[attr-defined]
+
+    for size in (0, 1, 55, 56, 63, 64, 65, 119, 120, 1000):
+        data = bytes(range(256)) * 4
+        assert _native_projection.sha256_hex(data[:size]) == hashlib.sha256(data[:size]).hexdigest()
+
+
+def test_a_malformed_copy_is_refused() -> None:
+    with pytest.raises(ValueError, match="binary COPY"):
+        NativeProjector().feed_copy(b"not a copy")
