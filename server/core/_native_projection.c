@@ -88,20 +88,50 @@ static void sha256_update(sha256_ctx *c, const uint8_t *p, size_t n) {
     c->used = n;
 }
 
-static void sha256_hex(sha256_ctx *c, char out[64]) {
-    uint64_t bits = c->bytes * 8;
-    uint8_t pad = 0x80, zero = 0, len[8];
-    sha256_update(c, &pad, 1);
-    while (c->used != 56) sha256_update(c, &zero, 1);
-    for (int i = 0; i < 8; i++) len[i] = (uint8_t)(bits >> (56 - 8 * i));
-    sha256_update(c, len, 8);
-    static const char hex[] = "0123456789abcdef";
+static void sha256_digest(const uint8_t *p, size_t n, uint8_t out[32]) {
+    sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, p, n);
+    uint8_t tail[128] = {0};
+    size_t used = c.used, padded = used < 56 ? 64 : 128;
+    uint64_t bits = c.bytes * 8;
+    memcpy(tail, c.block, used);
+    tail[used] = 0x80;
+    for (int i = 0; i < 8; i++) tail[padded - 1 - i] = (uint8_t)(bits >> (8 * i));
+    sha256_compress(c.h, tail);
+    if (padded == 128) sha256_compress(c.h, tail + 64);
     for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 4; j++) {
-            uint8_t byte = (uint8_t)(c->h[i] >> (24 - 8 * j));
-            out[8 * i + 2 * j] = hex[byte >> 4];
-            out[8 * i + 2 * j + 1] = hex[byte & 15];
-        }
+        for (int j = 0; j < 4; j++) out[4 * i + j] = (uint8_t)(c.h[i] >> (24 - 8 * j));
+}
+
+/* OpenSSL's SHA-256, when the caller found it (native_projection.py looks it up in the
+ * libcrypto that hashlib already loaded): it uses the CPU's SHA instructions where they
+ * exist, several times faster than the portable code above, which stays the fallback.
+ * The low-level SHA256_Init/Update/Final, not the one-shot SHA256(): in OpenSSL 3 that one
+ * fetches the algorithm from a provider on every call, under a lock. The context is
+ * opaque here: OpenSSL's SHA256_CTX is 112 bytes. */
+typedef int (*sha256_init_fn)(void *);
+typedef int (*sha256_update_fn)(void *, const void *, size_t);
+typedef int (*sha256_final_fn)(unsigned char *, void *);
+static sha256_init_fn ossl_init = NULL;
+static sha256_update_fn ossl_update = NULL;
+static sha256_final_fn ossl_final = NULL;
+
+static void sha256_hex(const uint8_t *p, size_t n, char out[64]) {
+    uint8_t digest[32];
+    if (ossl_init) {
+        _Alignas(16) unsigned char ctx[256];
+        ossl_init(ctx);
+        ossl_update(ctx, p, n);
+        ossl_final(digest, ctx);
+    } else {
+        sha256_digest(p, n, digest);
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 15];
+    }
 }
 
 /* --------------------------------------------------------------------- errors and text */
@@ -371,11 +401,8 @@ static int hashed_c1(const row *r, buf *out) {
     out->n = o - out->p;
     static const char prefix[] = "sha256:";
     if (r->payload_hash_n != 7 + 64 || memcmp(r->payload_hash, prefix, 7) != 0) return 0;
-    sha256_ctx ctx;
     char hex[64];
-    sha256_init(&ctx);
-    sha256_update(&ctx, (const uint8_t *)out->p, (size_t)out->n);
-    sha256_hex(&ctx, hex);
+    sha256_hex((const uint8_t *)out->p, (size_t)out->n, hex);
     return memcmp(hex, r->payload_hash + 7, 64) == 0;
 }
 
@@ -1060,23 +1087,40 @@ done:
     return result;
 }
 
-PyDoc_STRVAR(sha256_doc, "sha256_hex(data) -> str: the SHA-256 of bytes, in hex (for tests).");
+PyDoc_STRVAR(sha256_doc, "sha256_hex(data) -> str: the SHA-256 of bytes in hex, as the pass computes it.");
 
 static PyObject *py_sha256_hex(PyObject *self, PyObject *args) {
     Py_buffer data;
     if (!PyArg_ParseTuple(args, "y*", &data)) return NULL;
-    sha256_ctx ctx;
     char hex[64];
-    sha256_init(&ctx);
-    sha256_update(&ctx, data.buf, (size_t)data.len);
-    sha256_hex(&ctx, hex);
+    sha256_hex(data.buf, (size_t)data.len, hex);
     PyBuffer_Release(&data);
     return PyUnicode_FromStringAndSize(hex, 64);
+}
+
+PyDoc_STRVAR(use_sha256_doc,
+"use_sha256(init, update, final) -> None: hash with the C functions at these addresses,\n"
+"of OpenSSL's SHA256_Init/Update/Final signatures; zeros: with the portable code.");
+
+static PyObject *use_sha256(PyObject *self, PyObject *args) {
+    unsigned long long init, update, final;
+    if (!PyArg_ParseTuple(args, "KKK", &init, &update, &final)) return NULL;
+    if (init && update && final) {
+        ossl_init = (sha256_init_fn)(uintptr_t)init;
+        ossl_update = (sha256_update_fn)(uintptr_t)update;
+        ossl_final = (sha256_final_fn)(uintptr_t)final;
+    } else {
+        ossl_init = NULL;
+        ossl_update = NULL;
+        ossl_final = NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"feed", feed, METH_VARARGS, feed_doc},
     {"sha256_hex", py_sha256_hex, METH_VARARGS, sha256_doc},
+    {"use_sha256", use_sha256, METH_VARARGS, use_sha256_doc},
     {NULL, NULL, 0, NULL},
 };
 

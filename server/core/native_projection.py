@@ -21,7 +21,31 @@ try:
 except ImportError:  # built without a C compiler: REBUILD and VERIFY use Python
     _native = None
 
+
+def _openssl_sha256() -> tuple[int, int, int]:
+    """The addresses of SHA256_Init/Update/Final in the libcrypto hashlib loaded (zeros:
+    not found): OpenSSL hashes with the CPU's SHA instructions where it has them."""
+    import _hashlib  # noqa: F401  (loads libcrypto)
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libcrypto" in line}
+        for path in sorted(paths):
+            lib = ctypes.CDLL(path)
+            return tuple(  # type: ignore[return-value]
+                ctypes.cast(getattr(lib, f"SHA256_{step}"), ctypes.c_void_p).value or 0
+                for step in ("Init", "Update", "Final")
+            )
+    except (OSError, AttributeError):
+        pass
+    return (0, 0, 0)
+
+
 AVAILABLE: Final = _native is not None
+if _native is not None:
+    _native.use_sha256(*_openssl_sha256())
+
 # The log columns the pass reads, in its order and types (integers as int8).
 COPY_COLUMNS: Final = (
     "log_seq::int8, event_id, trace_id, trace_seq::int8, event_type, occurred_at, "

@@ -267,12 +267,22 @@ def test_golden_digests(scenario: str) -> None:
     assert digests(rows).as_dict() == golden_digests(scenario)
 
 
-def test_sha256_matches_hashlib() -> None:
+@pytest.mark.parametrize("openssl", [True, False])
+def test_sha256_matches_hashlib(openssl: bool) -> None:
+    """Both ways the pass hashes: OpenSSL's SHA256() where found, the portable code."""
     from server.core import _native_projection  # type: ignore[attr-defined]
 
-    for size in (0, 1, 55, 56, 63, 64, 65, 119, 120, 1000):
+    found = native_projection._openssl_sha256()
+    if openssl:
+        assert all(found), "OpenSSL's SHA256 functions were not found beside hashlib"
+    try:
+        _native_projection.use_sha256(*(found if openssl else (0, 0, 0)))
         data = bytes(range(256)) * 4
-        assert _native_projection.sha256_hex(data[:size]) == hashlib.sha256(data[:size]).hexdigest()
+        for size in (0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 121, 1000):
+            got = _native_projection.sha256_hex(data[:size])
+            assert got == hashlib.sha256(data[:size]).hexdigest(), size
+    finally:
+        _native_projection.use_sha256(*found)
 
 
 def test_a_malformed_copy_is_refused() -> None:
