@@ -410,6 +410,12 @@ static int hashed_c1(const row *r, buf *out) {
 
 typedef struct {
     PyObject *written, *expected, *open, *sources, *evals; /* caller-owned state */
+    /* COPY mode (a scope given): nodes and edges leave as binary COPY tuples, scope first,
+     * ready for PostgreSQL, instead of as records. */
+    const char *scope;
+    Py_ssize_t scope_n;
+    buf node_copy, edge_copy;
+    long long node_rows, edge_rows;
     PyObject *nodes, *edges, *summaries, *policy_evals, *precedents; /* this chunk's rows */
     buf payload, scratch, id;
 } pass;
@@ -638,6 +644,90 @@ static int append_tuple(PyObject *list, PyObject *tuple) {
     return rc;
 }
 
+/* Binary COPY fields: a big-endian length, then the bytes. */
+static int copy_count(buf *b, int16_t fields) {
+    char be[2] = {(char)(fields >> 8), (char)(fields & 0xFF)};
+    return buf_add(b, be, 2);
+}
+
+static int copy_text(buf *b, const char *p, Py_ssize_t n) {
+    if (n > INT32_MAX) return -1;
+    char be[4] = {(char)(n >> 24), (char)(n >> 16), (char)(n >> 8), (char)n};
+    if (buf_add(b, be, 4) < 0) return -1;
+    return buf_add(b, p, n);
+}
+
+static int copy_str(buf *b, PyObject *s) {
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(s, &n);
+    return p ? copy_text(b, p, n) : -1;
+}
+
+static int copy_int8(buf *b, long long v) {
+    char be[12] = {0, 0, 0, 8};
+    for (int i = 0; i < 8; i++) be[4 + i] = (char)((unsigned long long)v >> (56 - 8 * i));
+    return buf_add(b, be, 12);
+}
+
+/* One node row as a COPY tuple: scope, node_id, node_type, trace_id, log_seq, created_at.
+ * A placeholder's type is its id's text before the first ':' (`unknown` without one), and
+ * a trace placeholder belongs to the trace its id names. */
+static int copy_node(pass *ps, emission *e, PyObject *id, PyObject *own_type) {
+    const row *r = e->r;
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(id, &n);
+    if (!p) return -1;
+    buf *b = &ps->node_copy;
+    if (copy_count(b, 6) < 0 || copy_text(b, ps->scope, ps->scope_n) < 0 || copy_text(b, p, n) < 0)
+        return -1;
+    const char *trace = r->trace_id;
+    Py_ssize_t trace_n = r->trace_id_n;
+    if (own_type) {
+        if (copy_str(b, own_type) < 0) return -1;
+    } else {
+        const char *colon = memchr(p, ':', (size_t)n);
+        if (!colon) {
+            if (copy_text(b, "unknown", 7) < 0) return -1;
+        } else {
+            if (copy_text(b, p, colon - p) < 0) return -1;
+            if (colon - p == 5 && memcmp(p, "trace", 5) == 0) {
+                trace = colon + 1;
+                trace_n = n - (colon + 1 - p);
+            }
+        }
+    }
+    if (copy_text(b, trace, trace_n) < 0 || copy_int8(b, r->log_seq) < 0 ||
+        copy_text(b, r->occurred_at, r->occurred_at_n) < 0)
+        return -1;
+    ps->node_rows++;
+    return 0;
+}
+
+/* One edge row as a COPY tuple: scope, edge_id, edge_type, from_node_id, to_node_id,
+ * trace_id, log_seq, created_at; the id is `{type}:{from}:{to}:{event_id}`. */
+static int copy_edge(pass *ps, emission *e, int i) {
+    const row *r = e->r;
+    Py_ssize_t tn, fn, on;
+    const char *t = PyUnicode_AsUTF8AndSize(e->edge_type[i], &tn);
+    const char *f = t ? PyUnicode_AsUTF8AndSize(e->from[i], &fn) : NULL;
+    const char *o = f ? PyUnicode_AsUTF8AndSize(e->to[i], &on) : NULL;
+    if (!o) return -1;
+    buf *b = &ps->edge_copy;
+    Py_ssize_t id_n = tn + fn + on + r->event_id_n + 3;
+    if (id_n > INT32_MAX) return -1;
+    char be[4] = {(char)(id_n >> 24), (char)(id_n >> 16), (char)(id_n >> 8), (char)id_n};
+    if (copy_count(b, 8) < 0 || copy_text(b, ps->scope, ps->scope_n) < 0 ||
+        buf_add(b, be, 4) < 0 || buf_add(b, t, tn) < 0 || buf_add(b, ":", 1) < 0 ||
+        buf_add(b, f, fn) < 0 || buf_add(b, ":", 1) < 0 || buf_add(b, o, on) < 0 ||
+        buf_add(b, ":", 1) < 0 || buf_add(b, r->event_id, r->event_id_n) < 0 ||
+        copy_text(b, t, tn) < 0 || copy_text(b, f, fn) < 0 || copy_text(b, o, on) < 0 ||
+        copy_text(b, r->trace_id, r->trace_id_n) < 0 || copy_int8(b, r->log_seq) < 0 ||
+        copy_text(b, r->occurred_at, r->occurred_at_n) < 0)
+        return -1;
+    ps->edge_rows++;
+    return 0;
+}
+
 /* Placeholders, edges and first-write-wins nodes of one emission (graph.py _Emitter and
  * bulk_projection.py _project), into the chunk's rows. */
 static int write_emission(pass *ps, emission *e) {
@@ -666,6 +756,10 @@ static int write_emission(pass *ps, emission *e) {
         if (known < 0) goto done;
         if (known) continue;
         if (PySet_Add(ps->written, id) < 0) goto done;
+        if (ps->scope) {
+            if (copy_node(ps, e, id, i < e->n_own ? e->own[i].type : NULL) < 0) goto done;
+            continue;
+        }
         PyObject *type, *trace_id;
         if (i < e->n_own) {
             type = e->own[i].type;
@@ -710,6 +804,10 @@ static int write_emission(pass *ps, emission *e) {
                      PyUnicode_Compare(e->from[k], e->from[i]) == 0 &&
                      PyUnicode_Compare(e->to[k], e->to[i]) == 0;
         if (repeat) continue;
+        if (ps->scope) {
+            if (copy_edge(ps, e, i) < 0) goto done;
+            continue;
+        }
         PyObject *edge_id = PyUnicode_FromFormat("%U:%U:%U:%U", e->edge_type[i], e->from[i],
                                                  e->to[i], e->event_id);
         if (!edge_id) goto done;
@@ -1018,8 +1116,9 @@ static int int8_field(const unsigned char **p, const unsigned char *end, long lo
 }
 
 PyDoc_STRVAR(feed_doc,
-"feed(copy, written, expected, open, sources, evals) -> (nodes, edges, summaries,\n"
-"policy_evals, precedents, last_log_seq, applied)\n\n"
+"feed(copy, written, expected, open, sources, evals, scope=None) -> (nodes, edges,\n"
+"summaries, policy_evals, precedents, last_log_seq, applied)\n\n"
+"With a scope, nodes and edges are (binary COPY tuples with the scope first, count).\n"
 "Project the rows of one binary COPY of FACT_COLUMNS (log_seq and trace_seq as int8).\n"
 "Raises Unsupported (its argument: the log_seq) for any event the Python projector\n"
 "must handle; the state is then unusable.");
@@ -1028,10 +1127,14 @@ static PyObject *feed(PyObject *self, PyObject *args) {
     Py_buffer data;
     pass ps;
     memset(&ps, 0, sizeof ps);
-    if (!PyArg_ParseTuple(args, "y*O!O!O!O!O!", &data, &PySet_Type, &ps.written, &PyDict_Type,
+    const char *scope = NULL;
+    Py_ssize_t scope_n = 0;
+    if (!PyArg_ParseTuple(args, "y*O!O!O!O!O!|z#", &data, &PySet_Type, &ps.written, &PyDict_Type,
                           &ps.expected, &PyDict_Type, &ps.open, &PyDict_Type, &ps.sources,
-                          &PySet_Type, &ps.evals))
+                          &PySet_Type, &ps.evals, &scope, &scope_n))
         return NULL;
+    ps.scope = scope;
+    ps.scope_n = scope_n;
     PyObject *result = NULL;
     long long last = 0, applied = 0;
     ps.nodes = PyList_New(0);
@@ -1069,8 +1172,14 @@ static PyObject *feed(PyObject *self, PyObject *args) {
         last = r.log_seq;
         applied++;
     }
-    result = Py_BuildValue("(OOOOOLL)", ps.nodes, ps.edges, ps.summaries, ps.policy_evals,
-                           ps.precedents, last, applied);
+    if (ps.scope)
+        result = Py_BuildValue("((y#L)(y#L)OOOLL)", ps.node_copy.p ? ps.node_copy.p : "",
+                               ps.node_copy.n, ps.node_rows, ps.edge_copy.p ? ps.edge_copy.p : "",
+                               ps.edge_copy.n, ps.edge_rows, ps.summaries, ps.policy_evals,
+                               ps.precedents, last, applied);
+    else
+        result = Py_BuildValue("(OOOOOLL)", ps.nodes, ps.edges, ps.summaries, ps.policy_evals,
+                               ps.precedents, last, applied);
     goto done;
 malformed:
     PyErr_SetString(PyExc_ValueError, "not a binary COPY of the projected columns");
@@ -1083,6 +1192,8 @@ done:
     PyMem_Free(ps.payload.p);
     PyMem_Free(ps.scratch.p);
     PyMem_Free(ps.id.p);
+    PyMem_Free(ps.node_copy.p);
+    PyMem_Free(ps.edge_copy.p);
     PyBuffer_Release(&data);
     return result;
 }

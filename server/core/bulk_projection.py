@@ -66,21 +66,34 @@ class BulkRows:
         return [structs.astuple(row) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class CopyRows:
+    """Rows already in PostgreSQL's binary COPY tuple format, the scope first: how the
+    native pass gives the graph's rows of a load (no Python object per row)."""
+
+    data: bytes
+    count: int
+
+
 @dataclass(slots=True)
 class BulkRecords:
-    """BulkRows already as records, as the native pass (native_projection.py) gives them."""
+    """BulkRows already as records, as the native pass (native_projection.py) gives them:
+    tuples, or for the graph's tables of a load, COPY tuples."""
 
-    nodes: list[tuple[Any, ...]] = field(default_factory=list)
-    edges: list[tuple[Any, ...]] = field(default_factory=list)
+    nodes: list[tuple[Any, ...]] | CopyRows = field(default_factory=list)
+    edges: list[tuple[Any, ...]] | CopyRows = field(default_factory=list)
     summaries: list[tuple[Any, ...]] = field(default_factory=list)
     policy_evals: list[tuple[Any, ...]] = field(default_factory=list)
     precedents: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def records(self, table: str) -> list[tuple[Any, ...]]:
-        records: list[tuple[Any, ...]] = getattr(self, table)
+    def records(self, table: str) -> list[tuple[Any, ...]] | CopyRows:
+        records: list[tuple[Any, ...]] | CopyRows = getattr(self, table)
         return records
 
     def rows(self) -> BulkRows:
+        """As rows (records only: digests in memory never take COPY tuples)."""
+        assert not isinstance(self.nodes, CopyRows)
+        assert not isinstance(self.edges, CopyRows)
         return BulkRows(
             [NodeRow(*r) for r in self.nodes],
             [EdgeRow(*r) for r in self.edges],

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
-from server.core.bulk_projection import BulkRecords, advance
+from server.core.bulk_projection import BulkRecords, CopyRows, advance
 from server.core.projection_batch import PROJECTIONS
 
 try:
@@ -69,13 +69,17 @@ def handles(projections: Collection[str], limits: Mapping[str, int] | None = Non
 class NativeProjector:
     """BulkProjector's attributes and its feed, over binary COPY chunks."""
 
-    def __init__(self, limits: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self, limits: Mapping[str, int] | None = None, copy_scope: str | None = None
+    ) -> None:
+        """`copy_scope`: give the graph's rows as COPY tuples with this scope (a load)."""
         self.projections = PROJECTIONS
         self.limits = dict(limits or {})
         self.cursors = dict.fromkeys(self.projections, 0)
         self.failure = None
         self.applied = 0
         self._open: dict[str, list[Any]] = {}
+        self._scope = copy_scope
         self._state = (set[str](), dict[str, int](), self._open, dict[str, list[Any]](), set[str]())
 
     @property
@@ -88,13 +92,15 @@ class NativeProjector:
         assert _native is not None
         try:
             nodes, edges, summaries, evals, precedents, last, applied = _native.feed(
-                data, *self._state
+                data, *self._state, self._scope
             )
         except _native.Unsupported as unsupported:
             raise Unsupported(*unsupported.args) from None
         if applied:
             self.applied += applied
             advance(self.cursors, self.limits, last)
+        if self._scope is not None:
+            nodes, edges = CopyRows(*nodes), CopyRows(*edges)
         return BulkRecords(nodes, edges, summaries, evals, precedents)
 
     def close(self) -> BulkRecords:

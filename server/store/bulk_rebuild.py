@@ -28,7 +28,7 @@ from typing import Any, Final, cast
 
 import asyncpg
 
-from server.core.bulk_projection import BulkProjector, BulkRecords, BulkRows
+from server.core.bulk_projection import BulkProjector, BulkRecords, BulkRows, CopyRows
 from server.core.digest import CONTEXT_GRAPH, PRECEDENT_INDEX, TRACE_SUMMARY
 from server.core.errors import storage
 from server.core.graph import EdgeRow, NodeRow
@@ -95,6 +95,8 @@ class Shadow:
     small: int = SMALL_TABLE  # rows held in memory at most (tests vary it)
     created: bool = False  # the shadow table exists (`held` rows go there)
     held: list[tuple[Any, ...]] = field(default_factory=list)  # rows not written yet
+    held_copy: list[bytes] = field(default_factory=list)  # ... and as COPY tuples
+    held_copy_rows: int = 0
 
     @property
     def partition(self) -> str:
@@ -109,8 +111,34 @@ class Shadow:
     def columns(self) -> tuple[str, ...]:
         return row_columns(self.row_type)
 
-    def records(self, rows: Chunk) -> list[tuple[Any, ...]]:
-        return rows.records(self.rows)
+    @property
+    def pending(self) -> int:
+        return len(self.held) + self.held_copy_rows
+
+    def keep(self, rows: Chunk) -> None:
+        part = rows.records(self.rows)
+        if isinstance(part, CopyRows):
+            self.held_copy.append(part.data)
+            self.held_copy_rows += part.count
+        else:
+            self.held += part
+
+    async def write(self, conn: asyncpg.Connection, table: str, *, scoped: bool) -> None:
+        """Whatever is held, into `table`; `scoped`: with the scope column (a partition has
+        no default for it, unlike a shadow). COPY tuples carry it either way."""
+        columns = ("scope", *self.columns)
+        if self.held:
+            records = [(self.scope, *r) for r in self.held] if scoped else self.held
+            await conn.copy_records_to_table(
+                table, records=records, columns=columns if scoped else self.columns
+            )
+        if self.held_copy:
+            source = b"".join((_COPY_HEADER, *self.held_copy, _COPY_TRAILER))
+            # A memoryview: asyncpg takes bytes for a file path.
+            await conn.copy_to_table(
+                table, source=memoryview(source), columns=columns, format="binary"
+            )
+        self.held, self.held_copy, self.held_copy_rows = [], [], 0
 
 
 _TABLES: Final = {
@@ -134,6 +162,10 @@ _COPY_WINDOW: Final = (
     f"SELECT {COPY_COLUMNS} FROM dg_event_log WHERE tenant_id = {{tenant}} "
     "AND log_seq > {low:d} AND log_seq <= {high:d} ORDER BY log_seq"
 )
+# A binary COPY's framing around its tuples: signature, flags, no header extension; the
+# end marker.
+_COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER: Final = b"\xff\xff"
 _LOG_END: Final = "SELECT coalesce(max(last_log_seq), 0) FROM dg_tenants WHERE tenant_id = $1"
 _INDEXES: Final = """
     SELECT pg_get_indexdef(i.indexrelid) AS definition, pg_get_constraintdef(c.oid) AS constraint
@@ -218,17 +250,14 @@ async def copy(
     transaction); not once the indexes are built (`grow` False: the swap writes whatever
     is still held in place)."""
     for shadow in tables:
-        shadow.held += shadow.records(rows)
+        shadow.keep(rows)
         if not shadow.created:
-            if len(shadow.held) <= shadow.small or not grow:
+            if shadow.pending <= shadow.small or not grow:
                 continue
             await conn.execute(";\n".join(_creation(shadow)))
             shadow.created = True
-        if shadow.held and (final or len(shadow.held) >= COPY_ROWS):
-            await conn.copy_records_to_table(
-                shadow.name, records=shadow.held, columns=shadow.columns
-            )
-            shadow.held = []
+        if shadow.pending and (final or shadow.pending >= COPY_ROWS):
+            await shadow.write(conn, shadow.name, scoped=False)
 
 
 async def log_end(conn: asyncpg.Connection, tenant: str) -> int:
@@ -416,12 +445,7 @@ async def swap(
     for shadow in tables:
         if not shadow.created:  # a small table: its new rows replace the old in place
             await conn.execute(f"DELETE FROM {shadow.partition}")
-            if shadow.held:  # the partition has no default scope, unlike a shadow
-                await conn.copy_records_to_table(
-                    shadow.partition,
-                    records=[(shadow.scope, *record) for record in shadow.held],
-                    columns=("scope", *shadow.columns),
-                )
+            await shadow.write(conn, shadow.partition, scoped=True)
     shadowed = [shadow for shadow in tables if shadow.created]
     if shadowed:
         await _exchange_patiently(conn, shadowed)

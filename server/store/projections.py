@@ -125,7 +125,10 @@ class PostgresProjections:
             return await self._rebuild(tenant_id, projections, progress, projector)
 
         return await self._native_first(
-            run, native.handles(projections), NativeProjector, lambda: BulkProjector(projections)
+            run,
+            native.handles(projections),
+            lambda: NativeProjector(copy_scope=tenant_id),
+            lambda: BulkProjector(projections),
         )
 
     async def _native_first(
@@ -192,10 +195,12 @@ class PostgresProjections:
         async def run(projector: bulk.Projector) -> BulkOutcome:
             return await self._scratch_digests(tenant_id, projections, progress, projector)
 
+        # Digested in memory (rows as records) or from shadow tables (COPY tuples).
+        loaded = max(limits.values(), default=0) > self._verify_in_memory
         return await self._native_first(
             run,
             native.handles(projections, limits),
-            lambda: NativeProjector(limits),
+            lambda: NativeProjector(limits, copy_scope=tenant_id if loaded else None),
             lambda: BulkProjector(projections, limits),
         )
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from server.core import native_projection
-from server.core.bulk_projection import BulkProjector, BulkRecords, BulkRows
+from server.core.bulk_projection import BulkProjector, BulkRecords, BulkRows, CopyRows
 from server.core.canonical_json import payload_hash, stored_payload_json
 from server.core.errors import DecisionGraphError
 from server.core.event_types import REQUIRED_KEYS
@@ -65,10 +65,43 @@ def as_records(rows: BulkRows) -> BulkRecords:
     return BulkRecords(*(rows.records(table) for table in TABLES))
 
 
-def both(rows: Sequence[Row], sizes: Sequence[int]) -> tuple[list[Any], list[Any] | None]:
+def copy_tuples(rows: CopyRows, scope: str, int8_at: int) -> list[tuple[Any, ...]]:
+    """Records back from the pass's COPY tuples, checking that each starts with the scope."""
+    records, data, at = [], rows.data, 0
+    while at < len(data):
+        (fields,) = struct.unpack_from("!h", data, at)
+        at += 2
+        values: list[Any] = []
+        for position in range(fields):
+            (size,) = struct.unpack_from("!i", data, at)
+            value = data[at + 4 : at + 4 + size]
+            at += 4 + size
+            values.append(struct.unpack("!q", value)[0] if position == int8_at else value.decode())
+        assert values[0] == scope
+        records.append(tuple(values[1:]))
+    assert len(records) == rows.count
+    return records
+
+
+def decoded(chunk: BulkRecords, scope: str | None) -> BulkRecords:
+    """A chunk with its COPY tuples (if any) as records."""
+    if scope is None:
+        return chunk
+    assert isinstance(chunk.nodes, CopyRows)
+    assert isinstance(chunk.edges, CopyRows)
+    return BulkRecords(
+        copy_tuples(chunk.nodes, scope, 4), copy_tuples(chunk.edges, scope, 6),
+        chunk.summaries, chunk.policy_evals, chunk.precedents,
+    )  # fmt: skip
+
+
+def both(
+    rows: Sequence[Row], sizes: Sequence[int], scope: str | None = None
+) -> tuple[list[Any], list[Any] | None]:
     """Each chunk's records from the Python projector (ending with `failed` if it stopped
-    at a failure) and from the native pass (None: it raised Unsupported)."""
-    python, native = BulkProjector(), NativeProjector()
+    at a failure) and from the native pass (None: it raised Unsupported), which gives the
+    graph's rows as COPY tuples when given a scope."""
+    python, native = BulkProjector(), NativeProjector(copy_scope=scope)
     expected: list[Any] = []
     got: list[Any] | None = []
     start, turn = 0, 0
@@ -84,7 +117,7 @@ def both(rows: Sequence[Row], sizes: Sequence[int]) -> tuple[list[Any], list[Any
         expected.append(as_records(python.feed(facts)))
         if got is not None:
             try:
-                got.append(native.feed_copy(copy_binary(chunk)))
+                got.append(decoded(native.feed_copy(copy_binary(chunk)), scope))
             except Unsupported:
                 got = None
         if python.failure is not None:
@@ -221,8 +254,11 @@ def logs(draw: st.DrawFn, wild: bool = True) -> list[Row]:
     return rows
 
 
+SCOPES = st.sampled_from([None, "tenant-1", "é'scope"])
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(logs(), st.lists(st.integers(1, 7), min_size=1, max_size=4))
+@given(logs(), st.lists(st.integers(1, 7), min_size=1, max_size=4), SCOPES)
 @example(
     [
         (1, "e1", "t0", 0, "TraceStarted", "T1", "agent", "bot",
@@ -230,20 +266,23 @@ def logs(draw: st.DrawFn, wild: bool = True) -> list[Row]:
          payload_hash({"primary_entity": {"entity_id": "n\nl"}})),
     ],
     [1],
+    None,
 )  # fmt: skip
 def test_the_native_pass_equals_the_python_projector_or_steps_aside(
-    rows: list[Row], sizes: list[int]
+    rows: list[Row], sizes: list[int], scope: str | None
 ) -> None:
-    expected, got = both(rows, sizes)
+    expected, got = both(rows, sizes, scope)
     if got is not None:
         assert "failed" not in expected, "answered where the Python projector fails"
         assert got == expected
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(logs(wild=False), st.lists(st.integers(1, 7), min_size=1, max_size=4))
-def test_the_native_pass_answers_ordinary_logs(rows: list[Row], sizes: list[int]) -> None:
-    expected, got = both(rows, sizes)
+@given(logs(wild=False), st.lists(st.integers(1, 7), min_size=1, max_size=4), SCOPES)
+def test_the_native_pass_answers_ordinary_logs(
+    rows: list[Row], sizes: list[int], scope: str | None
+) -> None:
+    expected, got = both(rows, sizes, scope)
     assert got is not None
     assert got == expected
 
