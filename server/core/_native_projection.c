@@ -20,6 +20,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ SHA-256 (FIPS 180-4) */
@@ -1198,6 +1200,184 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------- digest fragments */
+
+/* A string as C3 writes it (json.dumps with ensure_ascii): quotes, backslash and the
+ * short escapes, \u00xx for other control characters and DEL, \uxxxx for everything
+ * outside ASCII (astral characters as surrogate pairs), lowercase hex. -1: not UTF-8. */
+static int c3_string(buf *b, const unsigned char *p, Py_ssize_t n) {
+    static const char hex[] = "0123456789abcdef";
+    if (buf_add(b, "\"", 1) < 0) return -1;
+    const unsigned char *end = p + n;
+    while (p < end) {
+        unsigned c = *p;
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            const unsigned char *run = p;
+            while (p < end && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') p++;
+            if (buf_add(b, (const char *)run, p - run) < 0) return -1;
+            continue;
+        }
+        char esc[12];
+        int len = 0;
+        unsigned cp;
+        if (c < 0x80) {
+            cp = c;
+            p++;
+        } else {
+            int extra = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : -1;
+            if (extra < 0 || end - p <= extra) return -1;
+            cp = c & (0x3F >> extra);
+            for (int i = 1; i <= extra; i++) {
+                if ((p[i] & 0xC0) != 0x80) return -1;
+                cp = cp << 6 | (p[i] & 0x3F);
+            }
+            p += extra + 1;
+        }
+        switch (cp) {
+        case '"': esc[0] = '\\'; esc[1] = '"'; len = 2; break;
+        case '\\': esc[0] = '\\'; esc[1] = '\\'; len = 2; break;
+        case '\n': esc[0] = '\\'; esc[1] = 'n'; len = 2; break;
+        case '\r': esc[0] = '\\'; esc[1] = 'r'; len = 2; break;
+        case '\t': esc[0] = '\\'; esc[1] = 't'; len = 2; break;
+        case '\b': esc[0] = '\\'; esc[1] = 'b'; len = 2; break;
+        case '\f': esc[0] = '\\'; esc[1] = 'f'; len = 2; break;
+        default: {
+            unsigned units[2] = {cp, 0};
+            int count = 1;
+            if (cp > 0xFFFF) {
+                cp -= 0x10000;
+                units[0] = 0xD800 | (cp >> 10);
+                units[1] = 0xDC00 | (cp & 0x3FF);
+                count = 2;
+            }
+            for (int u = 0; u < count; u++) {
+                esc[len++] = '\\';
+                esc[len++] = 'u';
+                for (int shift = 12; shift >= 0; shift -= 4) esc[len++] = hex[(units[u] >> shift) & 15];
+            }
+        }
+        }
+        if (buf_add(b, esc, len) < 0) return -1;
+    }
+    return buf_add(b, "\"", 1);
+}
+
+typedef struct {
+    const unsigned char *p[9];
+    int32_t n[9];
+} tuple_fields;
+
+/* The fields of one COPY tuple at *p (at most 9, NULL-free), advancing *p. */
+static int read_tuple(const unsigned char **p, const unsigned char *end, int want, tuple_fields *t) {
+    if (end - *p < 2) return -1;
+    int fields = (int16_t)((uint16_t)(*p)[0] << 8 | (*p)[1]);
+    *p += 2;
+    if (fields != want) return -1;
+    for (int i = 0; i < fields; i++) {
+        if (end - *p < 4) return -1;
+        int32_t len = be32(*p);
+        *p += 4;
+        if (len < 0 || end - *p < len) return -1;
+        t->p[i] = *p;
+        t->n[i] = len;
+        *p += len;
+    }
+    return 0;
+}
+
+static int compare_ids(const void *a, const void *b) {
+    const tuple_fields *x = a, *y = b;
+    int32_t n = x->n[0] < y->n[0] ? x->n[0] : y->n[0];
+    int c = memcmp(x->p[0], y->p[0], (size_t)n);
+    return c ? c : (x->n[0] > y->n[0]) - (x->n[0] < y->n[0]);
+}
+
+/* The C3 fragment of a node or edge row (digest.py, spec §6.8): its fields by key name,
+ * with an empty "attrs" first. Fields: node (id, type, trace_id, log_seq, created_at),
+ * edge (id, type, from, to, trace_id, log_seq, created_at). */
+static int fragment(buf *b, const tuple_fields *t, int edge) {
+#define STR(i) c3_string(b, t->p[i], t->n[i])
+#define LIT(s) buf_add(b, s, (Py_ssize_t)(sizeof(s) - 1))
+    int seq = edge ? 5 : 3, created = edge ? 6 : 4;
+    if (t->n[seq] != 8) return -1;
+    char number[24];
+    int digits = snprintf(number, sizeof number, "%lld", be64(t->p[seq]));
+    if (LIT("{\"attrs\":{},\"created_at\":") < 0 || STR(created) < 0) return -1;
+    if (edge) {
+        if (LIT(",\"edge_id\":") < 0 || STR(0) < 0 || LIT(",\"edge_type\":") < 0 || STR(1) < 0 ||
+            LIT(",\"from_node_id\":") < 0 || STR(2) < 0 || LIT(",\"log_seq\":") < 0 ||
+            buf_add(b, number, digits) < 0 || LIT(",\"to_node_id\":") < 0 || STR(3) < 0 ||
+            LIT(",\"trace_id\":") < 0 || STR(4) < 0)
+            return -1;
+    } else {
+        if (LIT(",\"log_seq\":") < 0 || buf_add(b, number, digits) < 0 ||
+            LIT(",\"node_id\":") < 0 || STR(0) < 0 || LIT(",\"node_type\":") < 0 ||
+            STR(1) < 0 || LIT(",\"trace_id\":") < 0 || STR(2) < 0)
+            return -1;
+    }
+    return LIT("}");
+#undef STR
+#undef LIT
+}
+
+PyDoc_STRVAR(graph_fragments_doc,
+"graph_fragments(copy, edges, scoped) -> (text, rows)\n\n"
+"The C3 fragments of node rows (edges: edge rows) in id order, joined by commas, from\n"
+"binary COPY tuples (a whole COPY, or bare tuples); `scoped`: each starts with a scope\n"
+"field, skipped. The columns as row_columns gives them.");
+
+static PyObject *graph_fragments(PyObject *self, PyObject *args) {
+    Py_buffer data;
+    int edge, scoped;
+    if (!PyArg_ParseTuple(args, "y*pp", &data, &edge, &scoped)) return NULL;
+    const unsigned char *p = data.buf, *end = p + data.len;
+    PyObject *result = NULL;
+    tuple_fields *rows = NULL;
+    Py_ssize_t count = 0, cap = 0;
+    buf out = {0};
+    int want = (edge ? 7 : 5) + (scoped ? 1 : 0);
+    if (data.len >= 19 && memcmp(p, COPY_SIGNATURE, 11) == 0) {
+        int32_t extension = be32(p + 15);
+        if (extension < 0 || data.len - 19 < extension) goto malformed;
+        p += 19 + extension;
+    }
+    while (p < end) {
+        if (end - p >= 2 && p[0] == 0xFF && p[1] == 0xFF) break; /* the trailer */
+        if (count == cap) {
+            cap = cap ? cap * 2 : 1024;
+            tuple_fields *grown = PyMem_Realloc(rows, (size_t)cap * sizeof *rows);
+            if (!grown) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            rows = grown;
+        }
+        tuple_fields t;
+        if (read_tuple(&p, end, want, &t) < 0) goto malformed;
+        if (scoped) {
+            memmove(t.p, t.p + 1, sizeof t.p[0] * (size_t)(want - 1));
+            memmove(t.n, t.n + 1, sizeof t.n[0] * (size_t)(want - 1));
+        }
+        rows[count++] = t;
+    }
+    if (count) qsort(rows, (size_t)count, sizeof *rows, compare_ids);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if ((i && buf_add(&out, ",", 1) < 0) || fragment(&out, &rows[i], edge) < 0) {
+            if (!PyErr_Occurred()) goto malformed;
+            goto done;
+        }
+    }
+    result = Py_BuildValue("(y#n)", out.p ? out.p : "", out.n, count);
+    goto done;
+malformed:
+    PyErr_SetString(PyExc_ValueError, "not binary COPY tuples of graph rows");
+done:
+    PyMem_Free(rows);
+    PyMem_Free(out.p);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 PyDoc_STRVAR(sha256_doc, "sha256_hex(data) -> str: the SHA-256 of bytes in hex, as the pass computes it.");
 
 static PyObject *py_sha256_hex(PyObject *self, PyObject *args) {
@@ -1232,6 +1412,7 @@ static PyMethodDef methods[] = {
     {"feed", feed, METH_VARARGS, feed_doc},
     {"sha256_hex", py_sha256_hex, METH_VARARGS, sha256_doc},
     {"use_sha256", use_sha256, METH_VARARGS, use_sha256_doc},
+    {"graph_fragments", graph_fragments, METH_VARARGS, graph_fragments_doc},
     {NULL, NULL, 0, NULL},
 };
 

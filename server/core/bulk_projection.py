@@ -11,7 +11,7 @@ result is, row for row, what incremental catch-up writes over the same events.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -232,24 +232,49 @@ def _unique_edges(edges: list[EdgeRow]) -> list[EdgeRow]:
     return unique
 
 
+# Sorted, joined C3 fragments of COPY tuples of node rows (False) or edge rows (True),
+# scope first: native_projection.graph_fragments, handed in (it imports this module).
+GraphFragments = Callable[[bytes, bool], bytes]
+
+
 class ScratchDigests:
     """The digests of streamed rows, kept in memory: a VERIFY of a small log needs no
     scratch tables. Python orders strings by code point, which is the byte order of their
-    UTF-8 and so the `COLLATE "C"` order of the stored digests."""
+    UTF-8 and so the `COLLATE "C"` order of the stored digests. The graph's rows may come
+    as COPY tuples (the native pass's), digested by `graph_fragments`."""
 
-    def __init__(self) -> None:
+    def __init__(self, graph_fragments: GraphFragments | None = None) -> None:
         self._nodes: list[NodeRow] = []
         self._edges: list[EdgeRow] = []
         self._summaries: list[SummaryRow] = []
         self._precedents: list[PrecedentRow] = []
+        self._copied: dict[bool, list[bytes]] = {False: [], True: []}  # edges? -> tuples
+        self._graph_fragments = graph_fragments
 
     def add(self, rows: BulkRows | BulkRecords) -> None:
         if isinstance(rows, BulkRecords):
-            rows = rows.rows()
+            for edges, part in ((False, rows.nodes), (True, rows.edges)):
+                if isinstance(part, CopyRows):
+                    self._copied[edges].append(part.data)
+            rows = BulkRecords(
+                rows.nodes if isinstance(rows.nodes, list) else [],
+                rows.edges if isinstance(rows.edges, list) else [],
+                rows.summaries, rows.policy_evals, rows.precedents,
+            ).rows()  # fmt: skip
         self._nodes += rows.nodes
         self._edges += rows.edges
         self._summaries += rows.summaries
         self._precedents += rows.precedents
+
+    def _graph(self, writer: DigestWriter, edges: bool) -> None:
+        rows, key = (self._edges, "edge_id") if edges else (self._nodes, "node_id")
+        if self._copied[edges]:
+            assert self._graph_fragments is not None
+            assert not rows, "one kind of rows a run"
+            writer.joined(self._graph_fragments(b"".join(self._copied[edges]), edges))
+            return
+        rows.sort(key=attrgetter(key))
+        writer.rows(rows)
 
     def digests(self, projections: Collection[str]) -> dict[str, str]:
         def digest(*parts: str | tuple[list[Any], str]) -> str:
@@ -265,13 +290,13 @@ class ScratchDigests:
 
         out = {}
         if CONTEXT_GRAPH in projections:
-            out[CONTEXT_GRAPH] = digest(
-                '{"edges":[',
-                (self._edges, "edge_id"),
-                '],"nodes":[',
-                (self._nodes, "node_id"),
-                "]}",
-            )
+            writer = DigestWriter()
+            writer.text('{"edges":[')
+            self._graph(writer, edges=True)
+            writer.text('],"nodes":[')
+            self._graph(writer, edges=False)
+            writer.text("]}")
+            out[CONTEXT_GRAPH] = writer.hexdigest()
         if TRACE_SUMMARY in projections:
             out[TRACE_SUMMARY] = digest("[", (self._summaries, "trace_id"), "]")
         if PRECEDENT_INDEX in projections:

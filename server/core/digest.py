@@ -54,6 +54,15 @@ class DigestWriter:
             self._hash.update((text if self._first else "," + text).encode("ascii"))
             self._first = False
 
+    def joined(self, text: bytes) -> None:
+        """Elements already joined by commas (ASCII C3 fragments, as the native pass
+        writes them)."""
+        if text:
+            if not self._first:
+                self._hash.update(b",")
+            self._hash.update(text)
+            self._first = False
+
     def rows(self, rows: Sequence[Value]) -> None:
         """Rows (of one type) as elements, each as its C3 fragment, a few hundred at a
         time: big temporary buffers cost more to allocate and fault in than to fill."""

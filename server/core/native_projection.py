@@ -53,6 +53,19 @@ COPY_COLUMNS: Final = (
 )
 
 
+def graph_fragments(copy: bytes, edges: bool, scoped: bool = True) -> tuple[bytes, int]:
+    """The C3 fragments of node (edge) rows in id order, joined by commas, and how many:
+    from binary COPY tuples of their row_columns, `scoped`: each with the scope first."""
+    assert _native is not None
+    text, count = _native.graph_fragments(copy, edges, scoped)
+    return text, count
+
+
+def scoped_graph_fragments(copy: bytes, edges: bool) -> bytes:
+    """graph_fragments of the pass's own COPY tuples (ScratchDigests takes this)."""
+    return graph_fragments(copy, edges)[0]
+
+
 class Unsupported(Exception):
     """An event the native pass leaves to the Python projector (its log_seq)."""
 

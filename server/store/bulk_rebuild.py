@@ -37,7 +37,7 @@ from server.core.precedent import PolicyEvalRow, PrecedentRow
 from server.core.trace_summary import SummaryRow
 from server.core.value import Value
 from server.store.event_log import FACT_COLUMNS, row_to_facts
-from server.store.partitions import partition_name
+from server.store.partitions import partition_name, sql_literal
 from server.store.projection_writer import (
     record_failure,
     restart_at,
@@ -188,10 +188,6 @@ def shadows(scope: str, projections: Sequence[str], small: int = SMALL_TABLE) ->
     ]
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 async def ensure_partitions(conn: asyncpg.Connection, scope: str) -> None:
     await conn.execute("SELECT dg_ensure_projection_partitions($1)", scope)
 
@@ -221,7 +217,7 @@ async def prepare(
 def _creation(shadow: Shadow) -> list[str]:
     """A shadow without indexes. The CHECK on scope lets ATTACH PARTITION skip scanning
     the table to prove it."""
-    scope = _literal(shadow.scope)
+    scope = sql_literal(shadow.scope)
     return [
         f"CREATE TABLE {shadow.name} (LIKE {shadow.parent} INCLUDING DEFAULTS, "
         f"CONSTRAINT {shadow.name}_scope CHECK (scope = {scope})) "
@@ -343,7 +339,7 @@ async def read_window(
     async def keep(part: bytes) -> None:
         parts.append(part)
 
-    query = _COPY_WINDOW.format(tenant=_literal(tenant), low=low, high=high)
+    query = _COPY_WINDOW.format(tenant=sql_literal(tenant), low=low, high=high)
     await conn.copy_from_query(query, output=keep, format="binary")
     return b"".join(parts)
 
@@ -489,7 +485,7 @@ async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
             f"ALTER TABLE {shadow.parent} DETACH PARTITION {shadow.partition}",
             f"DROP TABLE {shadow.partition}",
             f"ALTER TABLE {shadow.parent} ATTACH PARTITION {shadow.name} "
-            f"FOR VALUES IN ({_literal(shadow.scope)})",
+            f"FOR VALUES IN ({sql_literal(shadow.scope)})",
             f"ALTER TABLE {shadow.name} RENAME TO {shadow.partition}",
             f"ALTER TABLE {shadow.partition} RESET (autovacuum_enabled)",
         ]

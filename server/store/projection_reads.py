@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from server.core import native_projection
 from server.core.digest import (
     CONTEXT_GRAPH,
     PRECEDENT_INDEX,
@@ -32,7 +33,7 @@ from server.core.trace_summary import SummaryRow
 from server.core.value import Value
 from server.core.workflow import WORKFLOWS
 from server.store.database import translate
-from server.store.partitions import partition_name
+from server.store.partitions import partition_name, sql_literal
 from server.store.projection_writer import row_columns
 
 _PREFETCH: Final = 5_000
@@ -112,11 +113,26 @@ async def _sorted_here(
     writer: DigestWriter, conn: asyncpg.Connection, table: str, scope: str, row: type[Value]
 ) -> bool:
     """Digest a small table's rows sorted by id in Python; False if the table is larger.
-    Python orders str by code point, the `COLLATE "C"` order; the id is the first field."""
+    Python orders str by code point, the `COLLATE "C"` order; the id is the first field.
+    The graph's tables, where the native pass was built, come as one binary COPY that it
+    sorts and writes as fragments (no Python object per row)."""
     columns = ", ".join(row_columns(row))
-    records = await conn.fetch(
-        f"SELECT {columns} FROM {table} WHERE scope = $1 LIMIT {_SORT_HERE + 1}", scope
+    query = (
+        f"SELECT {columns} FROM {table} WHERE scope = {sql_literal(scope)} LIMIT {_SORT_HERE + 1}"
     )
+    if native_projection.AVAILABLE and row in (NodeRow, EdgeRow):
+        parts: list[bytes] = []
+
+        async def keep(part: bytes) -> None:
+            parts.append(part)
+
+        await conn.copy_from_query(query, output=keep, format="binary")
+        text, count = native_projection.graph_fragments(b"".join(parts), row is EdgeRow, False)
+        if count > _SORT_HERE:
+            return False
+        writer.joined(text)
+        return True
+    records = await conn.fetch(query)
     if len(records) > _SORT_HERE:
         return False
     records.sort(key=itemgetter(0))

@@ -195,12 +195,10 @@ class PostgresProjections:
         async def run(projector: bulk.Projector) -> BulkOutcome:
             return await self._scratch_digests(tenant_id, projections, progress, projector)
 
-        # Digested in memory (rows as records) or from shadow tables (COPY tuples).
-        loaded = max(limits.values(), default=0) > self._verify_in_memory
         return await self._native_first(
             run,
             native.handles(projections, limits),
-            lambda: NativeProjector(limits, copy_scope=tenant_id if loaded else None),
+            lambda: NativeProjector(limits, copy_scope=tenant_id),
             lambda: BulkProjector(projections, limits),
         )
 
@@ -212,7 +210,7 @@ class PostgresProjections:
         projector: bulk.Projector,
     ) -> BulkOutcome:
         if projector.end <= self._verify_in_memory:
-            scratch = ScratchDigests()
+            scratch = ScratchDigests(native.scoped_graph_fragments)
 
             async def keep(rows: bulk.Chunk) -> None:
                 scratch.add(rows)

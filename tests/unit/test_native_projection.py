@@ -327,3 +327,48 @@ def test_sha256_matches_hashlib(openssl: bool) -> None:
 def test_a_malformed_copy_is_refused() -> None:
     with pytest.raises(ValueError, match="binary COPY"):
         NativeProjector().feed_copy(b"not a copy")
+
+
+def _graph_copy(records: Sequence[tuple[Any, ...]], scope: str | None, int8_at: int) -> bytes:
+    """Bare binary COPY tuples of records (a scope field first, when given)."""
+    out = []
+    for record in records:
+        fields = ([scope] if scope is not None else []) + list(record)
+        out.append(struct.pack("!h", len(fields)))
+        shift = 0 if scope is None else 1
+        for position, value in enumerate(fields):
+            if position == int8_at + shift:
+                out.append(struct.pack("!iq", 8, value))
+            else:
+                encoded = value.encode()
+                out.append(struct.pack("!i", len(encoded)) + encoded)
+    return b"".join(out)
+
+
+ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=6)  # astral, DEL, controls too
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(ANY_TEXT, ANY_TEXT, ANY_TEXT, st.integers(0, 2**62), ANY_TEXT),
+             unique_by=lambda r: r[0], max_size=6),
+    st.lists(st.tuples(ANY_TEXT, ANY_TEXT, ANY_TEXT, ANY_TEXT, ANY_TEXT, st.integers(0, 2**62),
+                       ANY_TEXT), unique_by=lambda r: r[0], max_size=6),
+    st.sampled_from([None, "scope-1"]),
+    st.booleans(),
+)  # fmt: skip
+def test_graph_fragments_are_the_digest_fragments_in_id_order(
+    nodes: list[tuple[Any, ...]], edges: list[tuple[Any, ...]], scope: str | None, whole: bool
+) -> None:
+    """What digests hash for the graph (digest.py: C3 of each row, sorted by id), from the
+    rows as COPY gives them: a whole COPY or bare tuples, with a scope field or not."""
+    from server.core.graph import EdgeRow, NodeRow
+
+    for records, row, int8_at in ((nodes, NodeRow, 3), (edges, EdgeRow, 5)):
+        data = _graph_copy(records, scope, int8_at)
+        if whole:
+            data = b"PGCOPY\n\xff\r\n\x00" + bytes(8) + data + b"\xff\xff"
+        text, count = native_projection.graph_fragments(data, row is EdgeRow, scope is not None)
+        expected = ",".join(row(*record).fragment() for record in sorted(records))
+        assert count == len(records)
+        assert text.decode("ascii") == expected
