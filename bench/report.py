@@ -96,6 +96,31 @@ us, ~5% of the projecting process, because its cost is object construction and s
 formatting that are C already. What would move the bound is per-event projection written
 outside Python altogether (decode, hash, emit and encode rows in one native pass), or less
 work per event in the spec itself; neither is in this release.
+
+Fifth session of 2026-12-06 (a 2-core AMD EPYC host, slower and noisier than the fourth
+session's: the raw read 140-230k rows/s, the write floor 45-97k events/s between runs of
+the same day). The native pass is in this release (ADR 0017):
+
+- First the bound was measured, not assumed. PostgreSQL alone copying the rebuilt rows into
+  unindexed tables and building the indexes, in two backends, plus a client fetching the
+  log and doing nothing else: 1.75-1.92x the floor. Projecting inside PostgreSQL instead
+  fails on the hash check (C2 -> C1 with `regexp_replace`: 22.5k rows/s). So the projector
+  stays a client, and its own cost had to go to almost nothing.
+- The native pass (C, optional; Python redoes any pass it steps aside from, and stays the
+  definition): the log window as one binary COPY, per event the C1 compaction, float
+  check, SHA-256 (OpenSSL's, with the CPU's SHA instructions) and the projection, the graph
+  rows out as binary COPY tuples. Projecting the bench log: ~1.3-1.6 us an event (Python:
+  4-6). Digests of the graph in C as well (C3 fragments, sorted), which took VERIFY from
+  below REBUILD's rate to 1.2-1.5x it.
+- Where a round's CPU goes now (bench-like run, /proc per process): PostgreSQL 0.95-1.06
+  core-s (in-process 0.83-0.89: read 0.16, COPY 0.3-0.37, index builds 0.2-0.3, swaps and
+  small tables ~0.1), the two workers 0.59-0.68, the server 0.1: ~1.7 core-s in a
+  0.76-1.24 s span. PostgreSQL's work is now the larger part; twice the floor needs the
+  whole round within the floor's single-core time (0.9-1.6 s of CPU at today's floors),
+  which rounds meet or miss with the host's noise.
+- Tried, no help: `wal_level=minimal` on the embedded server, so that the COPY into a shadow
+  created in the same transaction and its index builds skip the WAL (PostgreSQL's CPU
+  0.83-0.88 core-s either way).
 """
 
 

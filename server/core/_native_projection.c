@@ -412,19 +412,17 @@ static int hashed_c1(const row *r, buf *out) {
 
 typedef struct {
     PyObject *written, *expected, *open, *sources, *evals; /* caller-owned state */
-    /* COPY mode (a scope given): nodes and edges leave as binary COPY tuples, scope first,
-     * ready for PostgreSQL, instead of as records. */
+    /* Nodes and edges leave as binary COPY tuples, scope first, ready for PostgreSQL. */
     const char *scope;
     Py_ssize_t scope_n;
     buf node_copy, edge_copy;
     long long node_rows, edge_rows;
-    PyObject *nodes, *edges, *summaries, *policy_evals, *precedents; /* this chunk's rows */
+    PyObject *summaries, *policy_evals, *precedents; /* this chunk's other rows */
     buf payload, scratch, id;
 } pass;
 
 /* Interned constants. */
-static PyObject *S_trace, *S_actor, *S_entity, *S_input, *S_policy, *S_exception, *S_action,
-    *S_unknown;
+static PyObject *S_trace, *S_actor, *S_entity, *S_input, *S_policy, *S_exception, *S_action;
 static PyObject *E_involves, *E_observed, *E_evaluated, *E_requested, *E_approved, *E_cited,
     *E_proposed, *E_targets, *E_committed;
 
@@ -628,17 +626,6 @@ done:
     return rc;
 }
 
-/* The node type of an id: the text before the first ':', `unknown` without one. */
-static PyObject *node_type_of(PyObject *id, Py_ssize_t *colon) {
-    Py_ssize_t n = PyUnicode_GET_LENGTH(id);
-    *colon = PyUnicode_FindChar(id, ':', 0, n, 1);
-    if (*colon < 0) {
-        Py_INCREF(S_unknown);
-        return S_unknown;
-    }
-    return PyUnicode_Substring(id, 0, *colon);
-}
-
 static int append_tuple(PyObject *list, PyObject *tuple) {
     if (!tuple) return -1;
     int rc = PyList_Append(list, tuple);
@@ -758,46 +745,7 @@ static int write_emission(pass *ps, emission *e) {
         if (known < 0) goto done;
         if (known) continue;
         if (PySet_Add(ps->written, id) < 0) goto done;
-        if (ps->scope) {
-            if (copy_node(ps, e, id, i < e->n_own ? e->own[i].type : NULL) < 0) goto done;
-            continue;
-        }
-        PyObject *type, *trace_id;
-        if (i < e->n_own) {
-            type = e->own[i].type;
-            Py_INCREF(type);
-            trace_id = e->trace_id;
-            Py_INCREF(trace_id);
-        } else {
-            Py_ssize_t colon;
-            type = node_type_of(id, &colon);
-            if (!type) goto done;
-            if (PyUnicode_Compare(type, S_trace) == 0)
-                trace_id = PyUnicode_Substring(id, colon + 1, PyUnicode_GET_LENGTH(id));
-            else {
-                trace_id = e->trace_id;
-                Py_INCREF(trace_id);
-            }
-            if (!trace_id) {
-                Py_DECREF(type);
-                goto done;
-            }
-        }
-        PyObject *t = PyTuple_New(5);
-        if (!t) {
-            Py_DECREF(type);
-            Py_DECREF(trace_id);
-            goto done;
-        }
-        Py_INCREF(id);
-        PyTuple_SET_ITEM(t, 0, id);
-        PyTuple_SET_ITEM(t, 1, type);
-        PyTuple_SET_ITEM(t, 2, trace_id);
-        Py_INCREF(e->log_seq);
-        PyTuple_SET_ITEM(t, 3, e->log_seq);
-        Py_INCREF(e->occurred_at);
-        PyTuple_SET_ITEM(t, 4, e->occurred_at);
-        if (append_tuple(ps->nodes, t) < 0) goto done;
+        if (copy_node(ps, e, id, i < e->n_own ? e->own[i].type : NULL) < 0) goto done;
     }
     for (int i = 0; i < e->n_edges; i++) {
         int repeat = 0; /* an edge id names its event: repeats only within one emission */
@@ -806,18 +754,7 @@ static int write_emission(pass *ps, emission *e) {
                      PyUnicode_Compare(e->from[k], e->from[i]) == 0 &&
                      PyUnicode_Compare(e->to[k], e->to[i]) == 0;
         if (repeat) continue;
-        if (ps->scope) {
-            if (copy_edge(ps, e, i) < 0) goto done;
-            continue;
-        }
-        PyObject *edge_id = PyUnicode_FromFormat("%U:%U:%U:%U", e->edge_type[i], e->from[i],
-                                                 e->to[i], e->event_id);
-        if (!edge_id) goto done;
-        int failed = append_tuple(ps->edges, PyTuple_Pack(7, edge_id, e->edge_type[i], e->from[i],
-                                                          e->to[i], e->trace_id, e->log_seq,
-                                                          e->occurred_at)) < 0;
-        Py_DECREF(edge_id);
-        if (failed) goto done;
+        if (copy_edge(ps, e, i) < 0) goto done;
     }
     rc = 0;
 done:
@@ -1118,9 +1055,9 @@ static int int8_field(const unsigned char **p, const unsigned char *end, long lo
 }
 
 PyDoc_STRVAR(feed_doc,
-"feed(copy, written, expected, open, sources, evals, scope=None) -> (nodes, edges,\n"
+"feed(copy, written, expected, open, sources, evals, scope) -> (nodes, edges,\n"
 "summaries, policy_evals, precedents, last_log_seq, applied)\n\n"
-"With a scope, nodes and edges are (binary COPY tuples with the scope first, count).\n"
+"Nodes and edges are (binary COPY tuples with the scope first, how many).\n"
 "Project the rows of one binary COPY of FACT_COLUMNS (log_seq and trace_seq as int8).\n"
 "Raises Unsupported (its argument: the log_seq) for any event the Python projector\n"
 "must handle; the state is then unusable.");
@@ -1129,9 +1066,9 @@ static PyObject *feed(PyObject *self, PyObject *args) {
     Py_buffer data;
     pass ps;
     memset(&ps, 0, sizeof ps);
-    const char *scope = NULL;
-    Py_ssize_t scope_n = 0;
-    if (!PyArg_ParseTuple(args, "y*O!O!O!O!O!|z#", &data, &PySet_Type, &ps.written, &PyDict_Type,
+    const char *scope;
+    Py_ssize_t scope_n;
+    if (!PyArg_ParseTuple(args, "y*O!O!O!O!O!s#", &data, &PySet_Type, &ps.written, &PyDict_Type,
                           &ps.expected, &PyDict_Type, &ps.open, &PyDict_Type, &ps.sources,
                           &PySet_Type, &ps.evals, &scope, &scope_n))
         return NULL;
@@ -1139,12 +1076,10 @@ static PyObject *feed(PyObject *self, PyObject *args) {
     ps.scope_n = scope_n;
     PyObject *result = NULL;
     long long last = 0, applied = 0;
-    ps.nodes = PyList_New(0);
-    ps.edges = PyList_New(0);
     ps.summaries = PyList_New(0);
     ps.policy_evals = PyList_New(0);
     ps.precedents = PyList_New(0);
-    if (!ps.nodes || !ps.edges || !ps.summaries || !ps.policy_evals || !ps.precedents) goto done;
+    if (!ps.summaries || !ps.policy_evals || !ps.precedents) goto done;
     const unsigned char *p = data.buf, *end = p + data.len;
     if (data.len < 19 || memcmp(p, COPY_SIGNATURE, 11) != 0) goto malformed;
     p += 15;
@@ -1174,20 +1109,14 @@ static PyObject *feed(PyObject *self, PyObject *args) {
         last = r.log_seq;
         applied++;
     }
-    if (ps.scope)
-        result = Py_BuildValue("((y#L)(y#L)OOOLL)", ps.node_copy.p ? ps.node_copy.p : "",
-                               ps.node_copy.n, ps.node_rows, ps.edge_copy.p ? ps.edge_copy.p : "",
-                               ps.edge_copy.n, ps.edge_rows, ps.summaries, ps.policy_evals,
-                               ps.precedents, last, applied);
-    else
-        result = Py_BuildValue("(OOOOOLL)", ps.nodes, ps.edges, ps.summaries, ps.policy_evals,
-                               ps.precedents, last, applied);
+    result = Py_BuildValue("((y#L)(y#L)OOOLL)", ps.node_copy.p ? ps.node_copy.p : "",
+                           ps.node_copy.n, ps.node_rows, ps.edge_copy.p ? ps.edge_copy.p : "",
+                           ps.edge_copy.n, ps.edge_rows, ps.summaries, ps.policy_evals,
+                           ps.precedents, last, applied);
     goto done;
 malformed:
     PyErr_SetString(PyExc_ValueError, "not a binary COPY of the projected columns");
 done:
-    Py_XDECREF(ps.nodes);
-    Py_XDECREF(ps.edges);
     Py_XDECREF(ps.summaries);
     Py_XDECREF(ps.policy_evals);
     Py_XDECREF(ps.precedents);
@@ -1430,7 +1359,7 @@ PyMODINIT_FUNC PyInit__native_projection(void) {
     if (!(S_trace = intern("trace")) || !(S_actor = intern("actor")) ||
         !(S_entity = intern("entity")) || !(S_input = intern("input")) ||
         !(S_policy = intern("policy")) || !(S_exception = intern("exception")) ||
-        !(S_action = intern("action")) || !(S_unknown = intern("unknown")) ||
+        !(S_action = intern("action")) ||
         !(E_involves = intern("trace_involves_entity")) ||
         !(E_observed = intern("trace_observed_input")) ||
         !(E_evaluated = intern("trace_evaluated_policy")) ||

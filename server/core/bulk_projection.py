@@ -75,13 +75,17 @@ class CopyRows:
     count: int
 
 
+def _no_rows() -> CopyRows:
+    return CopyRows(b"", 0)
+
+
 @dataclass(slots=True)
 class BulkRecords:
-    """BulkRows already as records, as the native pass (native_projection.py) gives them:
-    tuples, or for the graph's tables of a load, COPY tuples."""
+    """BulkRows as the native pass (native_projection.py) gives them: the graph's rows as
+    COPY tuples, the others as records."""
 
-    nodes: list[tuple[Any, ...]] | CopyRows = field(default_factory=list)
-    edges: list[tuple[Any, ...]] | CopyRows = field(default_factory=list)
+    nodes: CopyRows = field(default_factory=_no_rows)
+    edges: CopyRows = field(default_factory=_no_rows)
     summaries: list[tuple[Any, ...]] = field(default_factory=list)
     policy_evals: list[tuple[Any, ...]] = field(default_factory=list)
     precedents: list[tuple[Any, ...]] = field(default_factory=list)
@@ -89,18 +93,6 @@ class BulkRecords:
     def records(self, table: str) -> list[tuple[Any, ...]] | CopyRows:
         records: list[tuple[Any, ...]] | CopyRows = getattr(self, table)
         return records
-
-    def rows(self) -> BulkRows:
-        """As rows (records only: digests in memory never take COPY tuples)."""
-        assert not isinstance(self.nodes, CopyRows)
-        assert not isinstance(self.edges, CopyRows)
-        return BulkRows(
-            [NodeRow(*r) for r in self.nodes],
-            [EdgeRow(*r) for r in self.edges],
-            [SummaryRow(*r) for r in self.summaries],
-            [PolicyEvalRow(*r) for r in self.policy_evals],
-            [PrecedentRow(*r) for r in self.precedents],
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,14 +245,11 @@ class ScratchDigests:
 
     def add(self, rows: BulkRows | BulkRecords) -> None:
         if isinstance(rows, BulkRecords):
-            for edges, part in ((False, rows.nodes), (True, rows.edges)):
-                if isinstance(part, CopyRows):
-                    self._copied[edges].append(part.data)
-            rows = BulkRecords(
-                rows.nodes if isinstance(rows.nodes, list) else [],
-                rows.edges if isinstance(rows.edges, list) else [],
-                rows.summaries, rows.policy_evals, rows.precedents,
-            ).rows()  # fmt: skip
+            self._copied[False].append(rows.nodes.data)
+            self._copied[True].append(rows.edges.data)
+            self._summaries += [SummaryRow(*record) for record in rows.summaries]
+            self._precedents += [PrecedentRow(*record) for record in rows.precedents]
+            return
         self._nodes += rows.nodes
         self._edges += rows.edges
         self._summaries += rows.summaries
@@ -268,7 +257,7 @@ class ScratchDigests:
 
     def _graph(self, writer: DigestWriter, edges: bool) -> None:
         rows, key = (self._edges, "edge_id") if edges else (self._nodes, "node_id")
-        if self._copied[edges]:
+        if any(self._copied[edges]):
             assert self._graph_fragments is not None
             assert not rows, "one kind of rows a run"
             writer.joined(self._graph_fragments(b"".join(self._copied[edges]), edges))

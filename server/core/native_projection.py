@@ -82,17 +82,15 @@ def handles(projections: Collection[str], limits: Mapping[str, int] | None = Non
 class NativeProjector:
     """BulkProjector's attributes and its feed, over binary COPY chunks."""
 
-    def __init__(
-        self, limits: Mapping[str, int] | None = None, copy_scope: str | None = None
-    ) -> None:
-        """`copy_scope`: give the graph's rows as COPY tuples with this scope (a load)."""
+    def __init__(self, scope: str, limits: Mapping[str, int] | None = None) -> None:
+        """The graph's rows leave as COPY tuples with `scope` first (CopyRows)."""
         self.projections = PROJECTIONS
         self.limits = dict(limits or {})
         self.cursors = dict.fromkeys(self.projections, 0)
         self.failure = None
         self.applied = 0
         self._open: dict[str, list[Any]] = {}
-        self._scope = copy_scope
+        self._scope = scope
         self._state = (set[str](), dict[str, int](), self._open, dict[str, list[Any]](), set[str]())
 
     @property
@@ -112,9 +110,7 @@ class NativeProjector:
         if applied:
             self.applied += applied
             advance(self.cursors, self.limits, last)
-        if self._scope is not None:
-            nodes, edges = CopyRows(*nodes), CopyRows(*edges)
-        return BulkRecords(nodes, edges, summaries, evals, precedents)
+        return BulkRecords(CopyRows(*nodes), CopyRows(*edges), summaries, evals, precedents)
 
     def close(self) -> BulkRecords:
         """The summaries of traces still open: their final rows for this log."""

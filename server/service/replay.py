@@ -196,6 +196,11 @@ async def _catch_up(
 PROGRESS_INTERVAL: Final = 0.1
 
 
+def _pass(native: bool) -> str:
+    """Which projector did a bulk run (ADR 0017), for the operators' log."""
+    return "native" if native else "Python"
+
+
 def _progress(
     replays: Replays, publisher: Publisher, record: ReplayRecord, scale: int = 1
 ) -> Callable[[int], Awaitable[bool]]:
@@ -242,6 +247,7 @@ async def _rebuild(
     if spec:
         record = await replays.update(record.replay_id, phase=PROJECTING)
         outcome = await projections.rebuild(tenant, spec, _progress(replays, publisher, record))
+        _log.info("replay %s: %s pass", record.replay_id, _pass(outcome.native))
         if outcome.cancelled:
             return await _end(replays, publisher, record, CANCELLED)
         cursors = await projections.cursors(tenant)
@@ -294,6 +300,7 @@ async def _verify(
             {n: record.target[n] for n in spec},
             _progress(replays, publisher, record, scale=len(spec)),
         )
+        _log.info("replay %s: %s pass", record.replay_id, _pass(outcome.native))
         if outcome.failure is not None:
             raise outcome.failure.error
         if outcome.cancelled:

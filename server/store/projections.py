@@ -127,7 +127,7 @@ class PostgresProjections:
         return await self._native_first(
             run,
             native.handles(projections),
-            lambda: NativeProjector(copy_scope=tenant_id),
+            lambda: NativeProjector(tenant_id),
             lambda: BulkProjector(projections),
         )
 
@@ -198,7 +198,7 @@ class PostgresProjections:
         return await self._native_first(
             run,
             native.handles(projections, limits),
-            lambda: NativeProjector(limits, copy_scope=tenant_id),
+            lambda: NativeProjector(tenant_id, limits),
             lambda: BulkProjector(projections, limits),
         )
 

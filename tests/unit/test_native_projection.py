@@ -24,12 +24,13 @@ from server.core.bulk_projection import BulkProjector, BulkRecords, BulkRows, Co
 from server.core.canonical_json import payload_hash, stored_payload_json
 from server.core.errors import DecisionGraphError
 from server.core.event_types import REQUIRED_KEYS
+from server.core.graph import EdgeRow, NodeRow
 from server.core.native_projection import NativeProjector, Unsupported
+from server.core.precedent import PolicyEvalRow, PrecedentRow
+from server.core.trace_summary import SummaryRow
 from server.store.event_log import row_to_facts
 from tests.support import SCENARIOS, golden_digests, golden_events
 from tests.unit.test_bulk_projection import digests
-
-TABLES = ("nodes", "edges", "summaries", "policy_evals", "precedents")
 
 pytestmark = pytest.mark.skipif(
     not native_projection.AVAILABLE, reason="the native pass was not built (no C compiler)"
@@ -61,10 +62,6 @@ def copy_binary(rows: Sequence[Row]) -> bytes:
     return b"".join(out)
 
 
-def as_records(rows: BulkRows) -> BulkRecords:
-    return BulkRecords(*(rows.records(table) for table in TABLES))
-
-
 def copy_tuples(rows: CopyRows, scope: str, int8_at: int) -> list[tuple[Any, ...]]:
     """Records back from the pass's COPY tuples, checking that each starts with the scope."""
     records, data, at = [], rows.data, 0
@@ -83,25 +80,23 @@ def copy_tuples(rows: CopyRows, scope: str, int8_at: int) -> list[tuple[Any, ...
     return records
 
 
-def decoded(chunk: BulkRecords, scope: str | None) -> BulkRecords:
-    """A chunk with its COPY tuples (if any) as records."""
-    if scope is None:
-        return chunk
-    assert isinstance(chunk.nodes, CopyRows)
-    assert isinstance(chunk.edges, CopyRows)
-    return BulkRecords(
-        copy_tuples(chunk.nodes, scope, 4), copy_tuples(chunk.edges, scope, 6),
-        chunk.summaries, chunk.policy_evals, chunk.precedents,
-    )  # fmt: skip
+def decoded(chunk: BulkRecords, scope: str) -> BulkRows:
+    """A chunk of the native pass as rows (its COPY tuples decoded)."""
+    return BulkRows(
+        [NodeRow(*r) for r in copy_tuples(chunk.nodes, scope, 4)],
+        [EdgeRow(*r) for r in copy_tuples(chunk.edges, scope, 6)],
+        [SummaryRow(*r) for r in chunk.summaries],
+        [PolicyEvalRow(*r) for r in chunk.policy_evals],
+        [PrecedentRow(*r) for r in chunk.precedents],
+    )
 
 
 def both(
-    rows: Sequence[Row], sizes: Sequence[int], scope: str | None = None
+    rows: Sequence[Row], sizes: Sequence[int], scope: str = "tenant-1"
 ) -> tuple[list[Any], list[Any] | None]:
-    """Each chunk's records from the Python projector (ending with `failed` if it stopped
-    at a failure) and from the native pass (None: it raised Unsupported), which gives the
-    graph's rows as COPY tuples when given a scope."""
-    python, native = BulkProjector(), NativeProjector(copy_scope=scope)
+    """Each chunk's rows from the Python projector (ending with `failed` if it stopped at
+    a failure) and from the native pass (None: it raised Unsupported)."""
+    python, native = BulkProjector(), NativeProjector(scope)
     expected: list[Any] = []
     got: list[Any] | None = []
     start, turn = 0, 0
@@ -114,7 +109,7 @@ def both(
             expected.append("failed")
             got = None if got is None else _native_refuses(native, chunk)
             break
-        expected.append(as_records(python.feed(facts)))
+        expected.append(python.feed(facts))
         if got is not None:
             try:
                 got.append(decoded(native.feed_copy(copy_binary(chunk)), scope))
@@ -124,10 +119,10 @@ def both(
             expected.append("failed")
             break
     if python.failure is None:
-        expected.append(as_records(python.close()))
+        expected.append(python.close())
         expected.append(python.cursors)
         if got is not None:
-            got += [native.close(), native.cursors]
+            got += [decoded(native.close(), scope), native.cursors]
     return expected, got
 
 
@@ -254,7 +249,7 @@ def logs(draw: st.DrawFn, wild: bool = True) -> list[Row]:
     return rows
 
 
-SCOPES = st.sampled_from([None, "tenant-1", "é'scope"])
+SCOPES = st.sampled_from(["tenant-1", "é'scope"])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -266,10 +261,10 @@ SCOPES = st.sampled_from([None, "tenant-1", "é'scope"])
          payload_hash({"primary_entity": {"entity_id": "n\nl"}})),
     ],
     [1],
-    None,
+    "tenant-1",
 )  # fmt: skip
 def test_the_native_pass_equals_the_python_projector_or_steps_aside(
-    rows: list[Row], sizes: list[int], scope: str | None
+    rows: list[Row], sizes: list[int], scope: str
 ) -> None:
     expected, got = both(rows, sizes, scope)
     if got is not None:
@@ -280,7 +275,7 @@ def test_the_native_pass_equals_the_python_projector_or_steps_aside(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(logs(wild=False), st.lists(st.integers(1, 7), min_size=1, max_size=4), SCOPES)
 def test_the_native_pass_answers_ordinary_logs(
-    rows: list[Row], sizes: list[int], scope: str | None
+    rows: list[Row], sizes: list[int], scope: str
 ) -> None:
     expected, got = both(rows, sizes, scope)
     assert got is not None
@@ -299,10 +294,9 @@ def _golden_rows(scenario: str) -> list[Row]:
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_golden_digests(scenario: str) -> None:
-    native = NativeProjector()
-    records = native.feed_copy(copy_binary(_golden_rows(scenario)))
-    rows = records.rows()
-    rows.summaries += native.close().rows().summaries
+    native = NativeProjector("tenant-1")
+    rows = decoded(native.feed_copy(copy_binary(_golden_rows(scenario))), "tenant-1")
+    rows.summaries += decoded(native.close(), "tenant-1").summaries
     assert digests(rows).as_dict() == golden_digests(scenario)
 
 
@@ -326,7 +320,7 @@ def test_sha256_matches_hashlib(openssl: bool) -> None:
 
 def test_a_malformed_copy_is_refused() -> None:
     with pytest.raises(ValueError, match="binary COPY"):
-        NativeProjector().feed_copy(b"not a copy")
+        NativeProjector("tenant-1").feed_copy(b"not a copy")
 
 
 def _graph_copy(records: Sequence[tuple[Any, ...]], scope: str | None, int8_at: int) -> bytes:
@@ -362,8 +356,6 @@ def test_graph_fragments_are_the_digest_fragments_in_id_order(
 ) -> None:
     """What digests hash for the graph (digest.py: C3 of each row, sorted by id), from the
     rows as COPY gives them: a whole COPY or bare tuples, with a scope field or not."""
-    from server.core.graph import EdgeRow, NodeRow
-
     for records, row, int8_at in ((nodes, NodeRow, 3), (edges, EdgeRow, 5)):
         data = _graph_copy(records, scope, int8_at)
         if whole:
