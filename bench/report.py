@@ -95,7 +95,7 @@ emission with mypyc (the same code as a C extension): `emit` of an input 1.1-1.3
 us, ~5% of the projecting process, because its cost is object construction and string
 formatting that are C already. What would move the bound is per-event projection written
 outside Python altogether (decode, hash, emit and encode rows in one native pass), or less
-work per event in the spec itself; neither is in this release.
+work per event in the spec itself; the fifth session did the first (below).
 
 Fifth session of 2026-12-06 (a 2-core AMD EPYC host, slower and noisier than the fourth
 session's: the raw read 140-230k rows/s, the write floor 45-97k events/s between runs of
@@ -120,7 +120,20 @@ the same day). The native pass is in this release (ADR 0017):
   which rounds meet or miss with the host's noise.
 - Tried, no help: `wal_level=minimal` on the embedded server, so that the COPY into a shadow
   created in the same transaction and its index builds skip the WAL (PostgreSQL's CPU
-  0.83-0.88 core-s either way).
+  0.83-0.88 core-s either way); COPY FREEZE into shadows created in the loading
+  transaction (no change either; not kept).
+- Every projection bench run of the day on this host, in order (REBUILD median round,
+  share of the raw read, write floor, multiple; VERIFY median and its ratios to the
+  REBUILD rounds): before the native pass 64.6k, 33.0%, floor 58.7k, 1.10x; VERIFY 74.2k.
+  With it, as it grew: 107.4k, 52.3%, 63.6k, 1.69x, VERIFY 103.9k (0.80-1.28); 84.1k, 60.4%,
+  62.1k, 1.35x, VERIFY 92.9k; 99.8k, 60.5%, 46.6k, 2.14x, VERIFY 82.0k (0.76-1.03); with
+  the graph's digests in C: 83.6k, 45.4%, 61.4k, 1.36x, VERIFY 121.4k (1.21-1.54); the full
+  `make bench` at 12:32, its projection section right after the ingest section: 61.9k
+  (rounds 51.9k, 61.9k, 86.8k), 57.0%, 64.3k, 0.96x, VERIFY 100.8k (1.19-1.73); 98.3k,
+  56.3%, 62.4k, 1.58x, VERIFY 121.3k (1.11-1.39); and the run recorded above (12:52, the
+  final code): 89.1k, 65.3%, 83.5k, 1.07x, VERIFY 126.1k (1.15-1.52). The share of the raw
+  read roughly doubled and holds above the 50% stretch line in every run; VERIFY now beats
+  REBUILD in every round since its digests went native; twice the floor was reached once.
 """
 
 
