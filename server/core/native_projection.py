@@ -2,7 +2,8 @@
 
 `NativeProjector` stands in for `BulkProjector` in a REBUILD or VERIFY of every spec
 projection to one position. It takes a chunk of the log as one binary COPY of
-`COPY_COLUMNS` and gives its rows as records. For any event it does not handle the way
+`COPY_COLUMNS` and gives the graph's rows as binary COPY tuples, the other tables' as
+records; `graph_fragments` writes the graph's digest text. For any event it does not handle the way
 the Python projector would, it raises `Unsupported`; the caller then runs the whole pass
 again with `BulkProjector`, which is the definition (and gives the exact failure codes
 and messages). Its state, the same as BulkProjector's, lives in Python containers.

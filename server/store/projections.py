@@ -250,7 +250,9 @@ class PostgresProjections:
     async def digests(
         self, scope: str, *, use_cache: bool = True, only: Collection[str] | None = None
     ) -> tuple[dict[str, int], dict[str, str]]:
-        return await reads.digests(self._pool, scope, use_cache=use_cache, only=only)
+        return await reads.digests(
+            self._pool, scope, use_cache=use_cache, only=only, partitioned=self._partitioned
+        )
 
     async def failures(self, scope: str) -> list[FailureRecord]:
         async with self._pool.acquire() as conn:
