@@ -772,6 +772,44 @@ async def test_a_bulk_rebuild_stops_where_catch_up_stops(
     )
 
 
+async def test_a_poison_event_deep_in_a_large_log_hands_the_rebuild_to_python(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    """The native pass meets the poison in its pipelined load (not in the swap's tail):
+    it steps aside mid-stream, its shadows go, and the Python pass ends exactly where
+    catch-up ends, with the same failure."""
+    from server.store import bulk_rebuild
+
+    await gql.append_ok([started("t"), input_observed("t", 1)])
+    bad = input_observed("t", 2)
+    position = await insert_behind_the_back(pool, tenant, bad, "sha256:" + "0" * 64)
+    events = [started("u")] + [input_observed("u", n) for n in range(1, 3 * bulk_rebuild.TAIL)]
+    for first in range(0, len(events), 500):
+        await gql.append_ok(events[first : first + 500])
+    incremental = await project(pool, tenant)
+    assert incremental.failure is not None and incremental.failure.event.log_seq == position
+    store = PostgresProjections(pool, small_table=0)
+    before = await store.digests(tenant, use_cache=False)
+
+    async def progress(_: int) -> bool:
+        return True
+
+    names = ("context_graph", "trace_summary", "precedent_index")
+    outcome = await store.rebuild(tenant, names, progress)
+    assert not outcome.native
+    assert outcome.failure is not None and outcome.failure.event.log_seq == position
+    assert outcome.failure.error.message == incremental.failure.error.message
+    assert await store.digests(tenant, use_cache=False) == before
+    async with pool.acquire() as conn:  # neither pass left a shadow behind
+        assert (
+            await conn.fetch(
+                "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+                "AND relname ~ '^dg_[a-z_]+__[0-9a-f]{16}_'"
+            )
+            == []
+        )
+
+
 @pytest.mark.parametrize("in_memory", [True, False])
 async def test_scratch_digests_equal_the_live_ones_in_memory_or_in_shadow_tables(
     gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, in_memory: bool
