@@ -148,30 +148,15 @@ _EXISTING: Final = (
 )
 
 
-async def _partitions(conn: asyncpg.Connection, scope: str, known: set[str]) -> dict[str, str]:
-    """The scope's digested partitions that exist, by parent. `known`: scopes whose
-    partitions all exist (they never go away), the caller's to keep: a digest is read on
-    every projectionHealth poll, and the check would be one more round trip each."""
-    wanted = {parent: partition_name(parent, scope) for parent in _DIGESTED}
-    if scope in known:
-        return wanted
-    existing = set(await conn.fetchval(_EXISTING, list(wanted.values())))
-    if len(existing) == len(wanted):
-        known.add(scope)
-    return {parent: name for parent, name in wanted.items() if name in existing}
-
-
 async def digests(
     pool: asyncpg.Pool,
     scope: str,
     *,
     use_cache: bool = True,
     only: Collection[str] | None = None,
-    partitioned: set[str] | None = None,
 ) -> tuple[dict[str, int], dict[str, str]]:
     """(cursor, digest) of every projection of a scope (digests of `only` these, if
-    given), consistent with each other. `partitioned`: scopes known to have their
-    partitions (PostgresProjections keeps it)."""
+    given), consistent with each other."""
     try:
         async with pool.acquire() as conn:
             # The scope's own partitions, read directly and share-locked before the snapshot
@@ -180,7 +165,9 @@ async def digests(
             # they describe; and no lock is held on the parents, whose exclusive lock every
             # other scope's swap needs. A partition not made yet is read through its parent
             # (it holds none of the scope's rows, and no swap of the scope can be under way).
-            tables = await _partitions(conn, scope, partitioned or set())
+            wanted = {parent: partition_name(parent, scope) for parent in _DIGESTED}
+            existing = set(await conn.fetchval(_EXISTING, list(wanted.values())))
+            tables = {parent: name for parent, name in wanted.items() if name in existing}
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 if tables:
                     await conn.execute(

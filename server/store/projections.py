@@ -4,6 +4,7 @@ where it writes) from the pool and delegates to projection_writer / projection_r
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from server.store import projection_writer as writer
 from server.store.database import translate, translated
 from server.store.workflows import PostgresWorkflows
 
+_log = logging.getLogger(__name__)
 _HAS_PARTITIONS: Final = (
     "SELECT to_regclass(dg_projection_partition('dg_cg_nodes', $1)) IS NOT NULL"
 )
@@ -82,18 +84,29 @@ class PostgresProjections:
         """One batch, one transaction per kind; `scope` defaults to the tenant's own."""
         spec = tuple(p for p in projections if p != WORKFLOWS)
         report = BatchReport((), 0, {}, more=False)
+        target = scope or tenant_id
+
+        async def batch() -> BatchReport:
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await writer.catch_up_batch(
+                    conn, tenant_id, target, spec, batch_size or self._batch_size, until
+                )
+
         try:
             if spec:
-                await self._ensure_partitions(scope or tenant_id)
-                async with self._pool.acquire() as conn, conn.transaction():
-                    report = await writer.catch_up_batch(
-                        conn,
-                        tenant_id,
-                        scope or tenant_id,
-                        spec,
-                        batch_size or self._batch_size,
-                        until,
-                    )
+                await self._ensure_partitions(target)
+                try:
+                    report = await batch()
+                except asyncpg.CheckViolationError as exc:
+                    if "no partition" not in str(exc):
+                        raise
+                    # A row found no partition of a scope this adapter had made sure of
+                    # (seen once in a full test run, not explained yet): make sure again,
+                    # in a new transaction, and retry the batch once; it was rolled back.
+                    _log.warning("catch-up of %s found no partition; ensuring it again", target)
+                    self._partitioned.discard(target)
+                    await self._ensure_partitions(target)
+                    report = await batch()
             if WORKFLOWS in projections:
                 flows = await self.workflows.catch_up(tenant_id, scope, until)
                 report = _merged(report, flows)
@@ -250,9 +263,7 @@ class PostgresProjections:
     async def digests(
         self, scope: str, *, use_cache: bool = True, only: Collection[str] | None = None
     ) -> tuple[dict[str, int], dict[str, str]]:
-        return await reads.digests(
-            self._pool, scope, use_cache=use_cache, only=only, partitioned=self._partitioned
-        )
+        return await reads.digests(self._pool, scope, use_cache=use_cache, only=only)
 
     async def failures(self, scope: str) -> list[FailureRecord]:
         async with self._pool.acquire() as conn:

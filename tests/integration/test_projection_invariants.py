@@ -810,6 +810,28 @@ async def test_a_poison_event_deep_in_a_large_log_hands_the_rebuild_to_python(
         )
 
 
+async def test_catch_up_remakes_a_partition_that_went_missing(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    """An adapter that made sure of a scope's partitions once does not look again; if a
+    row then finds none (a partition dropped behind its back here), the batch is retried
+    once after making sure again, instead of failing every catch-up from then on."""
+    from server.store.partitions import partition_name
+
+    await gql.append_ok([started("t"), input_observed("t", 1)])
+    store = PostgresProjections(pool)
+    await store.catch_up(tenant)  # the adapter now takes the partitions for granted
+    await gql.append_ok([input_observed("t", 2)])
+    missing = partition_name("dg_cg_edges", tenant)
+    async with pool.acquire() as conn:
+        await conn.execute(f"ALTER TABLE dg_cg_edges DETACH PARTITION {missing}")
+        await conn.execute(f"DROP TABLE {missing}")
+    report = await store.catch_up(tenant)
+    assert report.failure is None and min(report.cursors.values()) == 3
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", missing)
+
+
 @pytest.mark.parametrize("in_memory", [True, False])
 async def test_scratch_digests_equal_the_live_ones_in_memory_or_in_shadow_tables(
     gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, in_memory: bool
