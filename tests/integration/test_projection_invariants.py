@@ -80,6 +80,16 @@ async def insert_behind_the_back(
         return int(position)
 
 
+async def shadows_left(pool: asyncpg.Pool) -> list[str]:
+    """Shadow tables a bulk run left behind (none should ever be)."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+            "AND relname ~ '^dg_[a-z_]+__[0-9a-f]{16}_'"
+        )
+    return [row["relname"] for row in rows]
+
+
 async def rows(pool: asyncpg.Pool, sql: str, *args: Any) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
         return [dict(r) for r in await conn.fetch(sql, *args)]
@@ -800,14 +810,7 @@ async def test_a_poison_event_deep_in_a_large_log_hands_the_rebuild_to_python(
     assert outcome.failure is not None and outcome.failure.event.log_seq == position
     assert outcome.failure.error.message == incremental.failure.error.message
     assert await store.digests(tenant, use_cache=False) == before
-    async with pool.acquire() as conn:  # neither pass left a shadow behind
-        assert (
-            await conn.fetch(
-                "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
-                "AND relname ~ '^dg_[a-z_]+__[0-9a-f]{16}_'"
-            )
-            == []
-        )
+    assert await shadows_left(pool) == []  # neither pass left one behind
 
 
 async def test_catch_up_remakes_a_partition_that_went_missing(
@@ -857,14 +860,7 @@ async def test_scratch_digests_equal_the_live_ones_in_memory_or_in_shadow_tables
         tenant, names, {n: positions[n] for n in names}, progress
     )
     assert by_python.digests == outcome.digests and not by_python.native
-    async with pool.acquire() as conn:  # nothing left behind either way
-        assert (
-            await conn.fetch(
-                "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
-                "AND relname ~ '^dg_[a-z_]+__[0-9a-f]{16}_'"
-            )
-            == []
-        )
+    assert await shadows_left(pool) == []  # nothing left behind either way
 
 
 async def _projected_past_the_tail(
@@ -1015,9 +1011,4 @@ async def test_a_rebuild_that_cannot_swap_in_time_fails_cleanly(
     assert getattr(outcome, "code", None) == STORAGE, outcome
     assert "could not swap in the rebuilt projection" in str(outcome)
     assert after == before
-    async with pool.acquire() as conn:
-        leftovers = await conn.fetch(
-            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
-            "AND relname ~ '^dg_[a-z_]+__[0-9a-f]{16}_'"
-        )
-    assert leftovers == []
+    assert await shadows_left(pool) == []
