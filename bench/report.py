@@ -214,15 +214,17 @@ def _floor(projection: dict[str, Any]) -> list[str]:
     if "write_floor_events_per_s" not in projection:
         return []
     return [
-        "Database write floor, same run: the rows this REBUILD wrote, re-inserted into "
-        "other scopes by PostgreSQL alone into tables that keep their indexes (one `INSERT "
-        "... SELECT` per table, `ON CONFLICT DO NOTHING` as the incremental projector writes, "
-        "rolled back; no Python, no network, no projection work): "
+        "Database write floor, measured right after each REBUILD round: the rows this "
+        "REBUILD wrote, re-inserted into other scopes by PostgreSQL alone into tables that "
+        "keep their indexes (one `INSERT ... SELECT` per table, `ON CONFLICT DO NOTHING` as "
+        "the incremental projector writes, rolled back, and the tables vacuumed before the "
+        "next run; no Python, no network, no projection work): "
         f"**{projection['write_floor_events_per_s']} events/s** (median of "
         f"{projection.get('write_floor_runs')}), **{projection['write_floor_share']}%** of "
-        "the raw read rate (each paired with a raw read); REBUILD is "
-        f"**{projection.get('floor_multiple', '?')}x** that floor (target: 2x; why that is "
-        "out of reach on 2 cores is below).\n\n"
+        "the raw read rate (each paired with a raw read). REBUILD over the floor of its own "
+        f"round: {projection.get('floor_multiples', '?')}, median "
+        f"**{projection.get('floor_multiple', '?')}x** (target: 2x; what bounds it is "
+        "below).\n\n"
     ]
 
 

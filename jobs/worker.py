@@ -18,10 +18,12 @@ import time
 from typing import Any, Final
 
 from arq import func
+from arq.connections import ArqRedis
 from arq.worker import Worker
 from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError
 
+from jobs.doorbell import Doorbell
 from jobs.runtime import WorkerRuntime
 from server.observability import tracing
 from server.pubsub.channels import Channels
@@ -139,6 +141,23 @@ class DecisionGraphWorker(Worker):
     """
 
     _stopping = False
+    doorbell: Doorbell | None = None
+
+    async def main(self) -> None:
+        """arq's loop, but waiting for the queue's doorbell between polls (a rung bell, or
+        DG_WORKER_POLL_DELAY at most) instead of polling every poll_delay."""
+        if self.burst or self.doorbell is None:
+            return await super().main()
+        self.ctx["redis"] = self.pool
+        while True:
+            await self._poll_iteration()
+            await self.doorbell.wait(self.queue_name, self.poll_delay_s)
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        """A job ended: its slot is free, so look at the queue now, not at the next poll."""
+        super()._release_sem_dec_counter_on_complete()
+        if self.doorbell is not None:
+            self.doorbell.ring(self.queue_name)
 
     async def _poll_iteration(self) -> None:
         if self._stopping:
@@ -148,6 +167,8 @@ class DecisionGraphWorker(Worker):
     def handle_sig(self, signum: signal.Signals) -> None:
         """arq's, minus cancelling the poll loop (close() stops it between iterations)."""
         self._stopping = True
+        if self.doorbell is not None:
+            self.doorbell.ring(self.queue_name)  # stop at once, not after a poll interval
         main, self.main_task = self.main_task, None
         try:
             super().handle_sig(signum)
@@ -185,7 +206,7 @@ class DecisionGraphWorker(Worker):
 
 
 def build_workers(
-    settings: Settings, runtime: WorkerRuntime, *, burst: bool = False
+    settings: Settings, runtime: WorkerRuntime, doorbell: Doorbell | None = None
 ) -> list[DecisionGraphWorker]:
     """Two job loops on one Redis pool: catch-ups (many at once, each short) and replay
     runs, of which a process takes no more than it runs at once (REPLAYS_AT_ONCE), so
@@ -195,11 +216,10 @@ def build_workers(
         "redis_pool": runtime.redis,
         "poll_delay": settings.worker_poll_delay,
         "keep_result": 0,
-        "burst": burst,
         "handle_signals": False,
         "ctx": {"settings": settings, "runtime": runtime},
     }
-    return [
+    workers = [
         DecisionGraphWorker(
             functions=[
                 func(catch_up, name=CATCH_UP, timeout=120, keep_result=0, max_tries=3),
@@ -223,6 +243,15 @@ def build_workers(
             **common,
         ),
     ]
+    for worker in workers:
+        worker.doorbell = doorbell
+    return workers
+
+
+def doorbell_for(settings: Settings, redis: ArqRedis) -> Doorbell:
+    channels = Channels(settings.namespace)
+    queues = (channels.queue, channels.replay_queue)
+    return Doorbell(redis, {queue: channels.doorbell(queue) for queue in queues})
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -235,10 +264,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     redis = redis_client(settings.require_redis_url)
     runtime = await WorkerRuntime.open(settings, redis)
     sweeper = asyncio.create_task(_sweep_forever(runtime), name="dg-sweep")
+    doorbell = doorbell_for(settings, redis)
+    doorbell.start()
     pause = RESTART_MIN
     try:
         while not stop.is_set():
-            workers = build_workers(settings, runtime)
+            workers = build_workers(settings, runtime, doorbell)
             began = time.monotonic()
             loops = [
                 asyncio.create_task(w.async_run(), name=f"dg-jobs-{w.queue_name}") for w in workers
@@ -257,6 +288,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             await asyncio.sleep(pause)
             pause = min(pause * 2, RESTART_MAX)
     finally:
+        await doorbell.stop()
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper

@@ -48,7 +48,7 @@ class Settings:
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
     db_pool_size: int = 10
-    worker_poll_delay: float = 0.02
+    worker_poll_delay: float = 0.5
     sweep_interval: float = 1.0
     projection_batch_size: int = 1000
     rate_limits: RateLimits = field(default_factory=RateLimits)
@@ -82,7 +82,7 @@ class Settings:
             log_level=(environ.get("DG_LOG_LEVEL") or "info").lower(),
             limits=limits,
             db_pool_size=_int(environ, "DG_DB_POOL_SIZE", 10),
-            worker_poll_delay=_float(environ, "DG_WORKER_POLL_DELAY", 0.02),
+            worker_poll_delay=_float(environ, "DG_WORKER_POLL_DELAY", 0.5),
             sweep_interval=_float(environ, "DG_SWEEP_INTERVAL", 1.0),
             projection_batch_size=_int(environ, "DG_PROJECTION_BATCH_SIZE", 1000),
             rate_limits=RateLimits(

@@ -37,7 +37,9 @@ def settings() -> Iterator[Settings]:
         resolved,
         database_url=database_url,
         namespace=f"dgtest{os.getpid()}{uuid.uuid4().hex[:4]}",
-        worker_poll_delay=0.01,
+        # Far above how long any test waits for a job to start: a queued job must be
+        # picked up by its doorbell (jobs/doorbell.py), not by a poll.
+        worker_poll_delay=30.0,
         sweep_interval=0.5,
         read_wait_seconds=1.0,
     )

@@ -215,6 +215,8 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         DG_DATA_DIR=str(ROOT / ".dg-test"),
         DG_LOG_LEVEL="warning",
         PYTHONUNBUFFERED="1",
+        # As in the `settings` fixture: jobs must start by their doorbell, not a poll.
+        DG_WORKER_POLL_DELAY="30",
     )
     env.update(extra)
     return env

@@ -42,3 +42,9 @@ class Channels:
         """Replay runs queue apart from catch-ups: a worker takes only as many as it runs
         at once, and the rest wait in Redis for whichever worker process frees up first."""
         return f"{self.namespace}:replays"
+
+    @staticmethod
+    def doorbell(queue: str) -> str:
+        """Published to when a job is queued on `queue`: workers wait on it between polls
+        (jobs/doorbell.py)."""
+        return f"{queue}:doorbell"

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from redis.asyncio import Redis
 
+from server.pubsub.background import Background
 from server.pubsub.channels import Channels
 
 _log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class NoticeHub:
         self._redis = redis
         self._channels = channels
         self._watches: dict[tuple[str, str], set[Watch]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._listener = Background(self._listen_forever, "dg-notice-hub")
         self.connected = asyncio.Event()
         self.notices = 0
         # The trace context of the latest notice per (tenant, topic), numbered by arrival.
@@ -91,15 +92,10 @@ class NoticeHub:
         return sum(len(watchers) for watchers in self._watches.values())
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen_forever(), name="dg-notice-hub")
+        self._listener.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._listener.stop()
 
     def _deliver(self, channel: str, data: Any) -> None:
         parsed = self._channels.parse(channel)

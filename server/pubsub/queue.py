@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Final
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
+from redis.exceptions import RedisError
 
 from server.pubsub.channels import Channels
 
@@ -46,6 +48,8 @@ class JobQueue:
             _job_id=f"{CATCH_UP_CASES}:{tenant_id}",
             _queue_name=self.name,
         )
+        if job is not None or cases is not None:
+            await self._ring(self.name)
         # Refused because one is only queued: it will see this append when it runs.
         running = [
             in_progress_key_prefix + f"{name}:{tenant_id}"
@@ -62,6 +66,7 @@ class JobQueue:
             _job_id=f"{RUN_REPLAY}:{replay_id}:{attempt}",
             _queue_name=self._channels.replay_queue,
         )
+        await self._ring(self._channels.replay_queue)
 
     async def simulation(self, simulation_id: str) -> None:
         """Policy simulations share the replay queue: both are long and CPU-bound."""
@@ -71,6 +76,13 @@ class JobQueue:
             _job_id=f"{RUN_SIMULATION}:{simulation_id}",
             _queue_name=self._channels.replay_queue,
         )
+        await self._ring(self._channels.replay_queue)
+
+    async def _ring(self, queue: str) -> None:
+        """Wake the workers' loops for `queue` (jobs/doorbell.py); a ring nobody hears
+        costs a poll interval, never a job."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.publish(self._channels.doorbell(queue), b"")
 
     async def worker_heartbeats(self) -> bool:
         """True while at least one worker refreshes its arq health-check key."""

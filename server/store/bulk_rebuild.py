@@ -123,15 +123,12 @@ class Shadow:
         else:
             self.held += part
 
-    async def write(self, conn: asyncpg.Connection, table: str, *, scoped: bool) -> None:
-        """Whatever is held, into `table`; `scoped`: with the scope column (a partition has
-        no default for it, unlike a shadow). COPY tuples carry it either way."""
+    async def write(self, conn: asyncpg.Connection, table: str) -> None:
+        """Whatever is held, into `table` (its shadow or its partition), scope first."""
         columns = ("scope", *self.columns)
         if self.held:
-            records = [(self.scope, *r) for r in self.held] if scoped else self.held
-            await conn.copy_records_to_table(
-                table, records=records, columns=columns if scoped else self.columns
-            )
+            records = [(self.scope, *r) for r in self.held]
+            await conn.copy_records_to_table(table, records=records, columns=columns)
         if self.held_copy:
             source = b"".join((_COPY_HEADER, *self.held_copy, _COPY_TRAILER))
             # A memoryview: asyncpg takes bytes for a file path.
@@ -168,10 +165,11 @@ _COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _COPY_TRAILER: Final = b"\xff\xff"
 _LOG_END: Final = "SELECT coalesce(max(last_log_seq), 0) FROM dg_tenants WHERE tenant_id = $1"
 _INDEXES: Final = """
-    SELECT pg_get_indexdef(i.indexrelid) AS definition, pg_get_constraintdef(c.oid) AS constraint
+    SELECT i.indrelid::regclass::text AS parent, pg_get_indexdef(i.indexrelid) AS definition,
+           pg_get_constraintdef(c.oid) AS constraint
     FROM pg_index i
     LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
-    WHERE i.indrelid = $1::regclass ORDER BY i.indexrelid
+    WHERE i.indrelid = ANY($1::regclass[]) ORDER BY i.indexrelid
 """
 _ON_PARENT: Final = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ ")
 
@@ -216,13 +214,13 @@ async def prepare(
 
 def _creation(shadow: Shadow) -> list[str]:
     """A shadow without indexes. The CHECK on scope lets ATTACH PARTITION skip scanning
-    the table to prove it."""
+    the table to prove it. Every row written names its scope (Shadow.write), so the
+    column needs no default: one catalog change less per table and run."""
     scope = sql_literal(shadow.scope)
     return [
         f"CREATE TABLE {shadow.name} (LIKE {shadow.parent} INCLUDING DEFAULTS, "
         f"CONSTRAINT {shadow.name}_scope CHECK (scope = {scope})) "
         f"WITH (autovacuum_enabled = false)",
-        f"ALTER TABLE {shadow.name} ALTER COLUMN scope SET DEFAULT {scope}",
     ]
 
 
@@ -253,7 +251,7 @@ async def copy(
             await conn.execute(";\n".join(_creation(shadow)))
             shadow.created = True
         if shadow.pending and (final or shadow.pending >= COPY_ROWS):
-            await shadow.write(conn, shadow.name, scoped=False)
+            await shadow.write(conn, shadow.name)
 
 
 async def log_end(conn: asyncpg.Connection, tenant: str) -> int:
@@ -326,6 +324,15 @@ async def stream(
 
 
 Window = list[asyncpg.Record] | bytes
+# PostgreSQL flushes a COPY's output to the socket 8 kB at a time, and a client that keeps
+# up takes each flush as it comes: ~100 wake-ups a window, each a round of asyncpg's
+# pause/resume of reading, a future and a task step (~35 us of CPU). Pausing briefly after
+# a small part lets the socket fill meanwhile (asyncpg does not read while the output
+# callback runs), so that a window arrives in ~10 parts: half the reading CPU, for a few
+# milliseconds a window that the overlapping projecting and writing cover
+# (docs/benchmarks.md).
+COALESCE_BELOW: Final = 64 * 1024
+COALESCE_PAUSE: Final = 0.001
 
 
 async def read_window(
@@ -338,6 +345,8 @@ async def read_window(
 
     async def keep(part: bytes) -> None:
         parts.append(part)
+        if len(part) < COALESCE_BELOW:
+            await asyncio.sleep(COALESCE_PAUSE)
 
     query = _COPY_WINDOW.format(tenant=sql_literal(tenant), low=low, high=high)
     await conn.copy_from_query(query, output=keep, format="binary")
@@ -381,23 +390,22 @@ async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:
     lock that lets other builds on the same table proceed), then its primary key."""
     builds: list[str] = []
     keys: list[str] = []
-    async with pool.acquire() as conn:
-        for shadow in tables:
-            if not shadow.created:
-                continue
-            for n, row in enumerate(await conn.fetch(_INDEXES, shadow.parent)):
-                index = f"{shadow.name}_i{n}"
-                unique = "UNIQUE " if row["definition"].startswith("CREATE UNIQUE") else ""
-                own = f"CREATE {unique}INDEX {index} ON {shadow.name} "
-                builds.append(_ON_PARENT.sub(own, row["definition"]))
-                if row["constraint"]:
-                    kind = row["constraint"].split("(")[0].strip()  # PRIMARY KEY / UNIQUE
-                    keys.append(
-                        f"ALTER TABLE {shadow.name} "
-                        f"ADD CONSTRAINT {index} {kind} USING INDEX {index}"
-                    )
-    if not builds:
+    created = [shadow for shadow in tables if shadow.created]
+    if not created:
         return
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(_INDEXES, [shadow.parent for shadow in created])
+    for shadow in created:
+        for n, row in enumerate(r for r in rows if r["parent"] == shadow.parent):
+            index = f"{shadow.name}_i{n}"
+            unique = "UNIQUE " if row["definition"].startswith("CREATE UNIQUE") else ""
+            own = f"CREATE {unique}INDEX {index} ON {shadow.name} "
+            builds.append(_ON_PARENT.sub(own, row["definition"]))
+            if row["constraint"]:
+                kind = row["constraint"].split("(")[0].strip()  # PRIMARY KEY / UNIQUE
+                keys.append(
+                    f"ALTER TABLE {shadow.name} ADD CONSTRAINT {index} {kind} USING INDEX {index}"
+                )
     pending = list(reversed(builds))
 
     async def builder() -> None:
@@ -407,10 +415,9 @@ async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:
                 await conn.execute(pending.pop())
 
     await asyncio.gather(builder(), builder())
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_ASYNC_COMMIT)
-        for statement in keys:
-            await conn.execute(statement)
+    if keys:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(";\n".join([_ASYNC_COMMIT, *keys]))  # one round trip
 
 
 async def swap(
@@ -441,7 +448,7 @@ async def swap(
     for shadow in tables:
         if not shadow.created:  # a small table: its new rows replace the old in place
             await conn.execute(f"DELETE FROM {shadow.partition}")
-            await shadow.write(conn, shadow.partition, scoped=True)
+            await shadow.write(conn, shadow.partition)
     shadowed = [shadow for shadow in tables if shadow.created]
     if shadowed:
         await _exchange_patiently(conn, shadowed)
@@ -473,7 +480,7 @@ async def _exchange_patiently(conn: asyncpg.Connection, tables: Sequence[Shadow]
 
 
 async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
-    """Old partitions out, shadows in, in one round trip. The scope's partitions exist:
+    """Old partitions out (dropped), shadows in, in one round trip. The scope's partitions exist:
     the run made sure of them before it began, and only a swap replaces them."""
     ordered = sorted(tables, key=lambda s: s.parent)
     statements = [
@@ -482,8 +489,7 @@ async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
     ]
     for shadow in ordered:
         statements += [
-            f"ALTER TABLE {shadow.parent} DETACH PARTITION {shadow.partition}",
-            f"DROP TABLE {shadow.partition}",
+            f"DROP TABLE {shadow.partition}",  # detaches it too: one catalog change less
             f"ALTER TABLE {shadow.parent} ATTACH PARTITION {shadow.name} "
             f"FOR VALUES IN ({sql_literal(shadow.scope)})",
             f"ALTER TABLE {shadow.name} RENAME TO {shadow.partition}",
