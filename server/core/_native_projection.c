@@ -419,6 +419,12 @@ typedef struct {
     long long node_rows, edge_rows;
     PyObject *summaries, *policy_evals, *precedents; /* this chunk's other rows */
     buf payload, scratch, id;
+    /* The last event's trace, as text and as its trace node's id: a trace's events come
+     * together, so most events reuse both objects (and their cached hashes) instead of
+     * decoding and hashing them again. Points into the chunk being fed. */
+    const char *trace_p;
+    int32_t trace_n;
+    PyObject *trace_id, *trace_node;
 } pass;
 
 /* Interned constants. */
@@ -438,6 +444,18 @@ typedef struct {
     PyObject *edge_type[2], *from[2], *to[2]; /* type borrowed; ends own */
     int n_edges;
 } emission;
+
+/* The event's occurred_at and event_id as str, made on first use: most events (an
+ * observed input, say) need neither. Borrowed from the emission. */
+static PyObject *ev_occurred(emission *e) {
+    if (!e->occurred_at) e->occurred_at = text(e->r->occurred_at, e->r->occurred_at_n);
+    return e->occurred_at;
+}
+
+static PyObject *ev_event_id(emission *e) {
+    if (!e->event_id) e->event_id = text(e->r->event_id, e->r->event_id_n);
+    return e->event_id;
+}
 
 static void emission_clear(emission *e) {
     for (int i = 0; i < e->n_own; i++) Py_XDECREF(e->own[i].id);
@@ -517,9 +535,8 @@ static PyObject *policy_node_id(pass *ps, jval payload, const row *r) {
 static int emit(pass *ps, emission *e, jval payload) {
     const row *r = e->r;
     long long ls = r->log_seq;
-    if (start_id(ps, "trace:") < 0 || buf_add(&ps->id, r->trace_id, r->trace_id_n) < 0) return -1;
-    PyObject *trace = composed(ps);
-    if (!trace) return -1;
+    PyObject *trace = ps->trace_node; /* the cache is this event's trace (project_row) */
+    Py_INCREF(trace);
     int rc = -1;
     jval v, w;
     PyObject *id = NULL;
@@ -816,8 +833,10 @@ static int summarize(pass *ps, emission *e, jval payload, int finished) {
         }
         Py_INCREF(Py_None);
         PyList_SET_ITEM(row_, SUM_OUTCOME, Py_None);
-        Py_INCREF(e->occurred_at);
-        PyList_SET_ITEM(row_, SUM_STARTED, e->occurred_at);
+        PyObject *started = ev_occurred(e);
+        if (!started) goto fail;
+        Py_INCREF(started);
+        PyList_SET_ITEM(row_, SUM_STARTED, started);
         Py_INCREF(Py_None);
         PyList_SET_ITEM(row_, SUM_FINISHED, Py_None);
         if (set_item(row_, SUM_COUNT, PyLong_FromLong(1)) < 0) goto fail;
@@ -835,8 +854,10 @@ static int summarize(pass *ps, emission *e, jval payload, int finished) {
         if (add_or(&ps->scratch, outcome, "success", 7, ls) < 0 ||
             set_item(open, SUM_OUTCOME, text(ps->scratch.p, ps->scratch.n)) < 0)
             return -1;
-        Py_INCREF(e->occurred_at);
-        if (set_item(open, SUM_FINISHED, e->occurred_at) < 0) return -1;
+        PyObject *at = ev_occurred(e);
+        if (!at) return -1;
+        Py_INCREF(at);
+        if (set_item(open, SUM_FINISHED, at) < 0) return -1;
         long long count = PyLong_AsLongLong(PyList_GET_ITEM(open, SUM_COUNT));
         if (set_item(open, SUM_COUNT, PyLong_FromLongLong(count + 1)) < 0) return -1;
         Py_INCREF(e->log_seq);
@@ -899,6 +920,7 @@ static int index_precedents(pass *ps, emission *e, jval payload, int finished) {
     int evaluated = TYPE_IS(r, "PolicyEvaluated");
     if (evaluated || TYPE_IS(r, "ExceptionRequested")) {
         PyObject *pid, *version, *exception_id = Py_None;
+        if (!ev_event_id(e) || !ev_occurred(e)) return -1;
         if (policy_of(ps, payload, ls, &pid, &version) < 0) return -1;
         if (evaluated) {
             PyObject *index_id = PyUnicode_FromFormat("%U:%U:%U:%U", e->trace_id, pid, version,
@@ -990,8 +1012,26 @@ static int project_row(pass *ps, row *r) {
     memset(&e, 0, sizeof e);
     e.r = r;
     int rc = -1;
-    e.trace_id = text(r->trace_id, r->trace_id_n);
-    if (!e.trace_id) return -1;
+    if (!ps->trace_id || ps->trace_n != r->trace_id_n ||
+        memcmp(ps->trace_p, r->trace_id, (size_t)r->trace_id_n) != 0) {
+        PyObject *trace_id = text(r->trace_id, r->trace_id_n);
+        if (!trace_id) return -1;
+        if (start_id(ps, "trace:") < 0 || buf_add(&ps->id, r->trace_id, r->trace_id_n) < 0) {
+            Py_DECREF(trace_id);
+            return -1;
+        }
+        PyObject *trace_node = composed(ps);
+        if (!trace_node) {
+            Py_DECREF(trace_id);
+            return -1;
+        }
+        Py_XSETREF(ps->trace_id, trace_id);
+        Py_XSETREF(ps->trace_node, trace_node);
+        ps->trace_p = r->trace_id;
+        ps->trace_n = r->trace_id_n;
+    }
+    e.trace_id = ps->trace_id;
+    Py_INCREF(e.trace_id);
     PyObject *expected = PyDict_GetItemWithError(ps->expected, e.trace_id);
     long long want = 0;
     if (expected) want = PyLong_AsLongLong(expected);
@@ -1000,10 +1040,8 @@ static int project_row(pass *ps, row *r) {
         PyErr_Format(Unsupported, "%lld", r->log_seq);
         goto done;
     }
-    e.occurred_at = text(r->occurred_at, r->occurred_at_n);
     e.log_seq = PyLong_FromLongLong(r->log_seq);
-    e.event_id = text(r->event_id, r->event_id_n);
-    if (!e.occurred_at || !e.log_seq || !e.event_id) goto done;
+    if (!e.log_seq) goto done;
     const char *p = ps->payload.p;
     if (ps->payload.n < 2 || p[0] != '{') {
         PyErr_Format(Unsupported, "%lld", r->log_seq);
@@ -1120,6 +1158,8 @@ done:
     Py_XDECREF(ps.summaries);
     Py_XDECREF(ps.policy_evals);
     Py_XDECREF(ps.precedents);
+    Py_XDECREF(ps.trace_id);
+    Py_XDECREF(ps.trace_node);
     PyMem_Free(ps.payload.p);
     PyMem_Free(ps.scratch.p);
     PyMem_Free(ps.id.p);

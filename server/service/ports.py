@@ -147,6 +147,8 @@ class Projections(Protocol):
 
     async def reset(self, scope: str, projections: Sequence[str]) -> None: ...
 
+    async def rebuild_workflows(self, tenant_id: str) -> BatchReport: ...
+
     async def rebuild(
         self,
         tenant_id: str,

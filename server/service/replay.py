@@ -147,7 +147,7 @@ async def _project(
     """CATCH_UP to the log's end at the start; REBUILD via _rebuild."""
     tenant, names = record.tenant_id, record.projections
     if record.mode == REBUILD:
-        return await _rebuild(replays, projections, log, publisher, record)
+        return await _rebuild(replays, projections, publisher, record)
     if record.phase == START:
         cursors = await projections.cursors(tenant)
         tail = (await log.stats(tenant)).last_log_seq
@@ -223,25 +223,24 @@ def _progress(
 
 
 async def _rebuild(
-    replays: Replays,
-    projections: Projections,
-    log: EventLog,
-    publisher: Publisher,
-    record: ReplayRecord,
+    replays: Replays, projections: Projections, publisher: Publisher, record: ReplayRecord
 ) -> ReplayRecord:
-    """The workflow projection by reset and catch-up (it is small), then the spec
-    projections in bulk, swapped in whole (store/bulk_rebuild.py). A resumed run starts
-    the bulk part again: until the swap commits, the live projections are untouched."""
+    """The workflow projection cleared and replayed in one transaction (it is small),
+    then the spec projections in bulk, swapped in whole (store/bulk_rebuild.py). A
+    resumed run starts the part it was in again: until that part commits, the live
+    projections it rebuilds are untouched. (Runs queued by an older release may be in
+    WORKFLOW_PHASE, the workflow part's own phase then: it is redone the same way.)"""
     tenant, names = record.tenant_id, record.projections
     spec = tuple(n for n in names if n in PROJECTIONS)
-    if WORKFLOWS in names and record.phase == START:
-        await projections.reset(tenant, [WORKFLOWS])
-        tail = (await log.stats(tenant)).last_log_seq
+    if WORKFLOWS in names and record.phase in (START, WORKFLOW_PHASE):
+        flows = await projections.rebuild_workflows(tenant)
+        if flows.failure is not None:
+            raise flows.failure.error
+        reached = flows.cursors[WORKFLOWS]
         record = await replays.update(
-            record.replay_id, phase=WORKFLOW_PHASE, target_json={"start": 0, "end": tail}
+            record.replay_id, processed_events=reached, last_log_seq=reached
         )
-    if WORKFLOWS in names and record.phase == WORKFLOW_PHASE:
-        record = await _catch_up(replays, projections, publisher, record, (WORKFLOWS,))
+        await publisher.health_changed(tenant, reached)
         if record.cancel_requested:
             return await _end(replays, publisher, record, CANCELLED)
     if spec:

@@ -114,6 +114,14 @@ class PostgresProjections:
             raise translate(exc) from exc
         return report
 
+    async def rebuild_workflows(self, tenant_id: str) -> BatchReport:
+        """The workflow projection cleared and replayed in one transaction (it is small;
+        store/workflows.py)."""
+        try:
+            return await self.workflows.rebuild(tenant_id)
+        except Exception as exc:
+            raise translate(exc) from exc
+
     async def reset(self, scope: str, projections: Sequence[str]) -> None:
         spec = tuple(p for p in projections if p != WORKFLOWS)
         if spec:

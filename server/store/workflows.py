@@ -10,6 +10,7 @@ a rebuild replays.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -247,33 +248,53 @@ class PostgresWorkflows:
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(_LOCK_TRY, scope):
                 return BatchReport((), 0, {}, more=False, busy=(WORKFLOWS,))
-            cursor = int(await conn.fetchval(_CURSOR, scope) or 0)
-            tail = int(await conn.fetchval(_TAIL, tenant_id) or 0)
-            end = tail if until is None else min(tail, until)
-            if end <= cursor:
-                return BatchReport((WORKFLOWS,), 0, {WORKFLOWS: cursor}, more=False)
-            rows = await conn.fetch(
-                _DECISIONS, tenant_id, cursor, end, list(DECISION_EVENT_TYPES), self._batch_size
-            )
-            events = [row_to_event(r) for r in rows]
-            more = len(events) == self._batch_size
-            reached = events[-1].log_seq if more else end
-            failure = _first_tampered(events)
-            if failure is not None:  # stop before it, as every projection does
-                events = [e for e in events if e.log_seq < failure.event.log_seq]
-                reached, more = failure.event.log_seq - 1, False
-                await record_failure(conn, scope, WORKFLOWS, failure.event, failure.error)
-            entries = [_entry(r) for r in await conn.fetch(_JOURNAL, tenant_id, cursor, reached)]
-            wanted = {t for e in events if (t := decision_targets(e))}
-            wanted |= {j.workflow_id for j in entries}
-            items = await _load_items(conn, scope, sorted(wanted))
-            infos = await _trace_infos(conn, tenant_id, [target_trace(e) for e in events])
-            result = fold(items, events, entries, infos)
-            await _write(conn, scope, result)
-            await conn.execute(_SAVE_CURSOR, scope, reached)
-            if failure is None:
-                await resolve_failures(conn, scope, WORKFLOWS, reached)
-            return BatchReport((WORKFLOWS,), reached - cursor, {WORKFLOWS: reached}, more, failure)
+            return await self._batch(conn, tenant_id, scope, until)
+
+    async def rebuild(self, tenant_id: str) -> BatchReport:
+        """The tenant's projection cleared and replayed to the log's end (or to a failing
+        event) in one transaction, so that readers, and a worker killed on the way, see
+        the old projection or the new one, never a half-built one. One report for it all."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_LOCK_WAIT, tenant_id)
+            await self._clear(conn, tenant_id)
+            applied = 0
+            while True:
+                report = await self._batch(conn, tenant_id, tenant_id, None)
+                applied += report.applied
+                if not report.more or report.failure is not None:
+                    return dataclasses.replace(report, applied=applied)
+
+    async def _batch(
+        self, conn: asyncpg.Connection, tenant_id: str, scope: str, until: int | None
+    ) -> BatchReport:
+        """One batch inside the caller's transaction, which holds the scope's lock."""
+        cursor = int(await conn.fetchval(_CURSOR, scope) or 0)
+        tail = int(await conn.fetchval(_TAIL, tenant_id) or 0)
+        end = tail if until is None else min(tail, until)
+        if end <= cursor:
+            return BatchReport((WORKFLOWS,), 0, {WORKFLOWS: cursor}, more=False)
+        rows = await conn.fetch(
+            _DECISIONS, tenant_id, cursor, end, list(DECISION_EVENT_TYPES), self._batch_size
+        )
+        events = [row_to_event(r) for r in rows]
+        more = len(events) == self._batch_size
+        reached = events[-1].log_seq if more else end
+        failure = _first_tampered(events)
+        if failure is not None:  # stop before it, as every projection does
+            events = [e for e in events if e.log_seq < failure.event.log_seq]
+            reached, more = failure.event.log_seq - 1, False
+            await record_failure(conn, scope, WORKFLOWS, failure.event, failure.error)
+        entries = [_entry(r) for r in await conn.fetch(_JOURNAL, tenant_id, cursor, reached)]
+        wanted = {t for e in events if (t := decision_targets(e))}
+        wanted |= {j.workflow_id for j in entries}
+        items = await _load_items(conn, scope, sorted(wanted))
+        infos = await _trace_infos(conn, tenant_id, [target_trace(e) for e in events])
+        result = fold(items, events, entries, infos)
+        await _write(conn, scope, result)
+        await conn.execute(_SAVE_CURSOR, scope, reached)
+        if failure is None:
+            await resolve_failures(conn, scope, WORKFLOWS, reached)
+        return BatchReport((WORKFLOWS,), reached - cursor, {WORKFLOWS: reached}, more, failure)
 
     async def reset(self, scope: str) -> None:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -12,10 +12,12 @@ import httpx
 import pytest
 
 from server.core.audit_bundle import verify_bundle
+from server.core.errors import StorageError
 from server.core.workflow import WORKFLOWS
 from server.settings import Settings
 from server.startup import create_key
 from server.store.projections import PostgresProjections
+from server.store.workflows import PostgresWorkflows
 from tests.support import GraphQLClient, envelope, finished, input_observed, new_tenant, started
 
 pytestmark = pytest.mark.anyio
@@ -370,6 +372,40 @@ async def test_workflows_rebuild_and_verify_like_any_projection(
     assert after == before
     detail = (await gql.data(DETAIL, {"id": workflow}))["workflow"]
     assert [h["action"] for h in detail["history"]] == ["requested", "claim", "comment"]
+
+
+class _CrashingWorkflows(PostgresWorkflows):
+    """Fails its second batch, as a worker killed in the middle of a rebuild would."""
+
+    calls = 0
+
+    async def _batch(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("worker gone")
+        return await super()._batch(*args, **kwargs)
+
+
+async def test_a_workflow_rebuild_that_dies_halfway_leaves_the_projection_as_it_was(
+    gql: GraphQLClient, worker: object, pool: asyncpg.Pool, tenant: str
+) -> None:
+    """REBUILD clears the workflow projection and replays it in one transaction: dying
+    after its first batch must leave the old projection, not an empty or partial one."""
+    first = await opened(gql, "w1")
+    second = await opened(gql, "w2")
+    await act(gql, first, "CLAIM")
+    digest = "{ projectionHealth { projectedTo digests { workflows } } }"
+    before = (await gql.data(digest))["projectionHealth"]
+    crashing = _CrashingWorkflows(pool, batch_size=1)  # one decision event a batch
+    with pytest.raises(StorageError, match="worker gone"):  # the store's error tree
+        await crashing.rebuild(tenant)
+    assert crashing.calls == 2
+    assert (await gql.data(digest))["projectionHealth"] == before
+    for workflow in (first, second):
+        assert (await gql.data(DETAIL, {"id": workflow}))["workflow"]["workflowId"] == workflow
+    rebuilt = await PostgresWorkflows(pool, batch_size=1).rebuild(tenant)
+    assert rebuilt.failure is None and rebuilt.applied > 1
+    assert (await gql.data(digest))["projectionHealth"] == before
 
 
 async def test_at_least_on_the_inbox_waits_for_the_precedent_index_too(
