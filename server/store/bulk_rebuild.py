@@ -235,20 +235,28 @@ async def copy(
     tables: Sequence[Shadow],
     rows: Chunk,
     *,
-    grow: bool = True,
+    grow: asyncpg.Pool | None = None,
     final: bool = False,
 ) -> None:
     """Each table's new rows, held in memory while the table is small, then copied into
-    its shadow COPY_ROWS at a time (`final`: whatever is held, now). A table whose rows
-    outgrow SMALL_TABLE gets its shadow here, on the caller's connection (inside its
-    transaction); not once the indexes are built (`grow` False: the swap writes whatever
-    is still held in place)."""
+    its shadow COPY_ROWS at a time (`final`: whatever is held, now). With `grow`, a table
+    whose rows outgrow SMALL_TABLE gets its shadow, created and committed at once on a
+    connection of that pool; without it (once the indexes are built), the swap writes
+    whatever is still held in place.
+
+    Not inside the caller's transaction: `CREATE TABLE ... LIKE parent` share-locks the
+    parent until its transaction ends, and a load's transaction lasts the whole load. A
+    swap of another scope, waiting for its exclusive lock on that parent, then queued every
+    later lock request behind it (other loads' creations, other swaps): the whole worker
+    stalled for its lock timeout, ~100 ms of idle cores at a time in the bench's REBUILD
+    rounds (docs/benchmarks.md)."""
     for shadow in tables:
         shadow.keep(rows)
         if not shadow.created:
-            if shadow.pending <= shadow.small or not grow:
+            if shadow.pending <= shadow.small or grow is None:
                 continue
-            await conn.execute(";\n".join(_creation(shadow)))
+            async with grow.acquire() as own:
+                await own.execute(";\n".join(_creation(shadow)))
             shadow.created = True
         if shadow.pending and (final or shadow.pending >= COPY_ROWS):
             await shadow.write(conn, shadow.name)
@@ -273,10 +281,10 @@ async def load(
         await writer.execute(_ASYNC_COMMIT)
 
         async def write(rows: Chunk) -> None:
-            await copy(writer, tables, rows)
+            await copy(writer, tables, rows, grow=pool)
 
         reached = await stream(pool, tenant, projector, start, end, progress, write)
-        await copy(writer, tables, BulkRows(), final=True)
+        await copy(writer, tables, BulkRows(), grow=pool, final=True)
         return reached
 
 
@@ -443,8 +451,8 @@ async def swap(
     position = max(projector.cursors.values(), default=0)
     if projector.failure is None and position < end:
         window = await read_window(conn, projector, tenant, position, end)
-        await copy(conn, tables, _project(projector, window), grow=False)
-    await copy(conn, tables, projector.close(), grow=False, final=True)
+        await copy(conn, tables, _project(projector, window))
+    await copy(conn, tables, projector.close(), final=True)
     for shadow in tables:
         if not shadow.created:  # a small table: its new rows replace the old in place
             await conn.execute(f"DELETE FROM {shadow.partition}")

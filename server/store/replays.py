@@ -61,7 +61,9 @@ def _record(row: asyncpg.Record) -> ReplayRecord:
 
 
 REPLAYS_AT_ONCE: Final = 2  # runs one worker process executes at a time
-CONNECTIONS_PER_RUN: Final = 3  # pooled connections a run holds at once, at most
+# Pooled connections a run holds at once, at most: reader, writer, a progress report and,
+# briefly, the creation of a shadow (store/bulk_rebuild.py copy).
+CONNECTIONS_PER_RUN: Final = 4
 
 
 @translated
@@ -69,9 +71,10 @@ class PostgresReplays:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         # Two runs at a time per process: one bulk run's index builds and swap (PostgreSQL's
-        # work) overlap the next one's load (Python's), and each holds at most three pooled
-        # connections. Runs queued behind them must not each hold a pooled connection for
-        # their lock while they wait, or together they exhaust the pool.
+        # work) overlap the next one's load (Python's), and each holds at most
+        # CONNECTIONS_PER_RUN pooled connections. Runs queued behind them must not each hold
+        # a pooled connection for their lock while they wait, or together they exhaust the
+        # pool.
         self._running = asyncio.Semaphore(REPLAYS_AT_ONCE)
 
     async def create(

@@ -1012,3 +1012,26 @@ async def test_a_rebuild_that_cannot_swap_in_time_fails_cleanly(
     assert "could not swap in the rebuilt projection" in str(outcome)
     assert after == before
     assert await shadows_left(pool) == []
+
+
+async def test_a_load_under_way_holds_no_lock_on_the_parents(
+    pool: asyncpg.Pool, tenant: str
+) -> None:
+    """A shadow is created and committed apart from the load's long transaction: a swap
+    of another scope, which locks the parents exclusively, never waits for a load (it
+    did, and every lock request behind it waited too: ~100 ms of idle cores at a time)."""
+    from server.core.bulk_projection import BulkRows
+    from server.core.graph import NodeRow
+    from server.store import bulk_rebuild
+
+    tables = bulk_rebuild.shadows(tenant, ["context_graph"], small=0)  # shadow at once
+    rows = BulkRows(nodes=[NodeRow("trace:t", "trace", "t", 1, "2026-12-06T00:00:00Z")])
+    async with pool.acquire() as loading, loading.transaction():
+        await bulk_rebuild.copy(loading, tables, rows, grow=pool, final=True)
+        assert [t.created for t in tables] == [True, False]
+        async with pool.acquire() as swapping, swapping.transaction():
+            for parent in ("dg_cg_nodes", "dg_cg_edges"):  # NOWAIT: fails if held
+                await swapping.execute(f"LOCK TABLE ONLY {parent} IN ACCESS EXCLUSIVE MODE NOWAIT")
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(f"SELECT count(*) FROM {tables[0].name}") == 1
+        await bulk_rebuild.drop(conn, tables)
