@@ -440,7 +440,7 @@ async def swap(
     failures, all at once.
 
     The projections' advisory locks keep incremental catch-up of this scope out from
-    here to the commit; parents are locked exclusively only for the DDL at the end.
+    here to the commit; parents are locked only for the writes and DDL at the end.
     """
     await conn.execute(_ASYNC_COMMIT)
     for projection in sorted(projections):
@@ -453,29 +453,56 @@ async def swap(
         window = await read_window(conn, projector, tenant, position, end)
         await copy(conn, tables, _project(projector, window))
     await copy(conn, tables, projector.close(), final=True)
-    for shadow in tables:
-        if not shadow.created:  # a small table: its new rows replace the old in place
-            await conn.execute(f"DELETE FROM {shadow.partition}")
-            await shadow.write(conn, shadow.partition)
     shadowed = [shadow for shadow in tables if shadow.created]
+    in_place = [shadow for shadow in tables if not shadow.created]
+    await _lock_patiently(conn, shadowed, in_place)
+    for shadow in in_place:  # a small table: its new rows replace the old in place
+        await conn.execute(f"DELETE FROM {shadow.partition}")
+        await shadow.write(conn, shadow.partition)
     if shadowed:
-        await _exchange_patiently(conn, shadowed)
+        await _exchange(conn, shadowed)
     await restart_at(conn, tenant, {name: projector.cursors[name] for name in projections})
     if projector.failure is not None:
         failed = projector.failure
         await record_failure(conn, tenant, projections, failed.event, failed.error)
 
 
-async def _exchange_patiently(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
-    """_exchange, each try in a savepoint bounded by _LOCK_TIMEOUT, for SWAP_PATIENCE."""
+def _locks(shadowed: Sequence[Shadow], in_place: Sequence[Shadow]) -> list[str]:
+    """Every lock the rest of the swap needs, parents in one global order: exclusive on
+    the parents whose partitions it exchanges (and on those partitions), shared on the
+    parents of the tables it rewrites in place (writing a partition takes that anyway,
+    until the commit). Taken together and first, so that a swap waiting for another never
+    holds a lock that one needs: with the in-place writes first, two swaps that each
+    rewrote in place a table the other exchanges each held what the other waited for, and
+    retried their exchanges until their patience ran out."""
+    modes = {s.parent: "ACCESS SHARE" for s in in_place}
+    modes |= {s.parent: "ACCESS EXCLUSIVE" for s in shadowed}
+    statements = [f"LOCK TABLE ONLY {parent} IN {modes[parent]} MODE" for parent in sorted(modes)]
+    statements += [
+        f"LOCK TABLE {s.partition} IN ACCESS EXCLUSIVE MODE"
+        for s in sorted(shadowed, key=lambda s: s.parent)
+    ]
+    if shadowed:  # partition DDL, here and in dg_ensure_projection_partitions, one at a time
+        statements.insert(
+            0, "SELECT pg_advisory_xact_lock(hashtextextended('dg_projection_partitions', 0))"
+        )
+    return statements
+
+
+async def _lock_patiently(
+    conn: asyncpg.Connection, shadowed: Sequence[Shadow], in_place: Sequence[Shadow]
+) -> None:
+    """_locks, each try in a savepoint bounded by _LOCK_TIMEOUT, for SWAP_PATIENCE: a try
+    that times out lets go of everything it took, so it never blocks anyone meanwhile."""
     deadline = time.monotonic() + SWAP_PATIENCE
     tries = 0
+    statements = ";\n".join(_locks(shadowed, in_place))
     while True:
         try:
             async with conn.transaction():  # a savepoint: a lock timeout retries only this
                 await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
-                await _exchange(conn, tables)
-            return
+                await conn.execute(statements)
+            break
         except asyncpg.LockNotAvailableError:
             tries += 1
             if time.monotonic() >= deadline:
@@ -485,17 +512,16 @@ async def _exchange_patiently(conn: asyncpg.Connection, tables: Sequence[Shadow]
                     f"holds them). The live projection is unchanged; request it again."
                 ) from None
             await asyncio.sleep(min(0.02 * tries, 1.0))
+    # Every lock is held now; the rest must not give up on a short timeout.
+    await conn.execute("SET LOCAL lock_timeout TO DEFAULT")
 
 
 async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
-    """Old partitions out (dropped), shadows in, in one round trip. The scope's partitions exist:
-    the run made sure of them before it began, and only a swap replaces them."""
-    ordered = sorted(tables, key=lambda s: s.parent)
-    statements = [
-        "SELECT pg_advisory_xact_lock(hashtextextended('dg_projection_partitions', 0))",
-        *(f"LOCK TABLE ONLY {shadow.parent} IN ACCESS EXCLUSIVE MODE" for shadow in ordered),
-    ]
-    for shadow in ordered:
+    """Old partitions out (dropped), shadows in, in one round trip, under the locks of
+    _locks. The scope's partitions exist: the run made sure of them before it began, and
+    only a swap replaces them."""
+    statements = []
+    for shadow in sorted(tables, key=lambda s: s.parent):
         statements += [
             f"DROP TABLE {shadow.partition}",  # detaches it too: one catalog change less
             f"ALTER TABLE {shadow.parent} ATTACH PARTITION {shadow.name} "

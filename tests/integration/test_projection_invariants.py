@@ -1035,3 +1035,43 @@ async def test_a_load_under_way_holds_no_lock_on_the_parents(
     async with pool.acquire() as conn:
         assert await conn.fetchval(f"SELECT count(*) FROM {tables[0].name}") == 1
         await bulk_rebuild.drop(conn, tables)
+
+
+async def test_a_swap_waiting_for_a_lock_holds_none_that_another_swap_needs(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This tenant's swap rewrites its trace summaries in place and exchanges its graph
+    tables; the other session plays a swap that rewrote its edges in place (it holds the
+    edges parent shared) and now exchanges its summaries. Each needs a lock the other's
+    kind holds; the waiting swap must hold nothing meanwhile, so the other gets its lock
+    and both finish. (With the in-place writes before the locks, this swap kept the
+    summary parent share-locked while it retried, and the other waited until it gave
+    up: two such REBUILDs at once retried for SWAP_PATIENCE and failed.)"""
+    from server.store import bulk_rebuild
+
+    await _projected_past_the_tail(gql, pool, tenant)  # 3 summaries, 2,400+ graph rows
+    store = PostgresProjections(pool)  # the default SMALL_TABLE: summaries in place
+    _, before = await store.digests(tenant, use_cache=False)
+    monkeypatch.setattr(bulk_rebuild, "SWAP_PATIENCE", 60.0)
+    async with pool.acquire() as conn:
+        # Writing a partition share-locks its parent when the backend (re)computes the
+        # partition's constraint, as after any change to the partition: make that happen.
+        summaries = bulk_rebuild.partition_name("dg_trace_summary", tenant)
+        await conn.execute(f"ALTER TABLE {summaries} SET (autovacuum_enabled = true)")
+    waiting = """SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                 WHERE c.relname = 'dg_cg_edges' AND NOT l.granted"""
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("LOCK TABLE ONLY dg_cg_edges IN ACCESS SHARE MODE")
+        rebuilding = asyncio.create_task(store.rebuild(tenant, _SPEC_PROJECTIONS, _always))
+        async with pool.acquire() as watcher:
+            for _ in range(2000):  # until this tenant's swap waits for the edges parent
+                if await watcher.fetchval(waiting) or rebuilding.done():
+                    break
+                await asyncio.sleep(0.005)
+        assert not rebuilding.done()
+        await other.execute("SET LOCAL lock_timeout = '5s'")
+        await other.execute("LOCK TABLE ONLY dg_trace_summary IN ACCESS EXCLUSIVE MODE")
+    outcome = await rebuilding
+    assert outcome.failure is None
+    _, after = await store.digests(tenant, use_cache=False)
+    assert after == before
