@@ -30,7 +30,7 @@ TERMINAL: Final = (COMPLETED, FAILED, CANCELLED)
 # Phases let a resumed run skip what already happened (a REBUILD must not reset twice).
 START: Final = "start"
 PROJECTING: Final = "projecting"
-WORKFLOW_PHASE: Final = "workflows"  # a REBUILD's workflow part, before its bulk part
+WORKFLOW_PHASE: Final = "workflows"  # a REBUILD's workflow part, as older releases persisted it
 
 PROJECTION_NAMES: Final = {name.upper(): name for name in ALL_PROJECTIONS}
 
