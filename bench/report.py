@@ -189,10 +189,11 @@ raw read 157-280k rows/s). What changed, and what it showed:
   needs it at most ~0.9 times (both cores busy 90% of the span). In numbers, at the
   recorded floor (~100k events/s, ~1 s of one core for the bench's 100k events): the
   per-event part alone is 0.78 core-s (7.8 ms per 1,000 events), the ten runs' fixed part
-  0.37 and the job path and server ~0.15. Even with no fixed cost at all, twice the floor
-  would leave the per-event work ~5-15% of headroom. The fixed cost is catalog and file
+  0.37 and the job path and server ~0.15. Even with no fixed cost at all, the per-event
+  work and the job path would fill all of what twice the floor allows (~0.9 core-s). The
+  fixed cost is catalog and file
   work that a REBUILD into fresh tables and indexes (what the issue asks) pays per run;
-  fewer relations per tenant (one graph table instead of two) would save about 9 of its
+  fewer relations per tenant (one graph table instead of two) would save about 8 of its
   22.5 ms. Neither a faster pass nor that alone reaches 2x on two cores.
 """
 
