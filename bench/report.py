@@ -158,8 +158,9 @@ raw read 157-280k rows/s). What changed, and what it showed:
   every new inode is checked against recently deleted ones (`recently_deleted`,
   `find_inode_bit`), and a REBUILD deletes as many files as it creates. Per event, the
   log read costs PostgreSQL ~1.7 us (tuple deforming and binary send of ~490 bytes), the
-  COPY into shadows ~2 us, the index builds ~3 us with their DDL (edge ids share 40-byte prefixes,
-  so PostgreSQL's abbreviated sort keys fail and each comparison is a long memcmp).
+  COPY into shadows ~2 us, the index builds ~3 us with their DDL (edge ids share
+  40-byte prefixes, so PostgreSQL's abbreviated sort keys fail and each comparison is a
+  long memcmp).
 - Cores sat idle inside rounds: /proc/stat sampled every 20 ms showed 60-100 ms holes.
   `CREATE TABLE ... LIKE` of a shadow ran inside the load's transaction and share-locked
   the parent for the whole load; another scope's swap waited for its exclusive lock, and
@@ -175,8 +176,8 @@ raw read 157-280k rows/s). What changed, and what it showed:
   when needed (16.4 -> 14.5 ms per 10k, interleaved runs); two catalog changes less per
   shadow.
 - Tried, no gain: five runs per worker process at once (busy 90-96%, but PostgreSQL's CPU
-  rose by about as much), bigger read
-  windows (5,000 or 10,000 events: PostgreSQL's read cost unchanged).
+  rose by about as much), bigger read windows (5,000 or 10,000 events: PostgreSQL's read
+  cost unchanged).
 - The runs of the session, in order (REBUILD median round, share of the raw read; floor
   and multiple): 13:57, the starting code and the old floor: 77.6k, 45.6%, floor 62.0k,
   1.25x; VERIFY 137.7k. 14:28, with the doorbell, the read pause and the fair floor:
@@ -192,10 +193,10 @@ raw read 157-280k rows/s). What changed, and what it showed:
   per-event part alone is 0.78 core-s (7.8 ms per 1,000 events), the ten runs' fixed part
   0.37 and the job path and server ~0.15. Even with no fixed cost at all, the per-event
   work and the job path would fill all of what twice the floor allows (~0.9 core-s). The
-  fixed cost is catalog and file
-  work that a REBUILD into fresh tables and indexes (what the issue asks) pays per run;
-  fewer relations per tenant (one graph table instead of two) would save about 8 of its
-  22.5 ms. Neither a faster pass nor that alone reaches 2x on two cores.
+  fixed cost is catalog and file work that a REBUILD into fresh tables and indexes (what
+  the issue asks) pays per run; fewer relations per tenant (one graph table instead of
+  two) would save about 8 of its 22.5 ms. Neither a faster pass nor that alone reaches
+  2x on two cores.
 """
 
 
