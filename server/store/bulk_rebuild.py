@@ -172,6 +172,16 @@ _INDEXES: Final = """
     WHERE i.indrelid = ANY($1::regclass[]) ORDER BY i.indexrelid
 """
 _ON_PARENT: Final = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ ")
+# Tables an earlier attempt left: the shadows of partition P are named P_<run>, that is
+# between 'P_' and 'P`' ('`' follows '_') in the C order of the catalog's name index. A
+# range of that index, not a pattern: `LIKE ANY` read all of pg_class, which grows by a
+# dozen relations a tenant (4 ms at 20,000 relations, 0.04 ms as a range).
+_LEFTOVERS: Final = """
+    SELECT c.relname FROM unnest($1::text[]) AS p(partition)
+    JOIN pg_class c ON c.relname > (p.partition || '_')::name
+                   AND c.relname < (p.partition || '`')::name
+    WHERE c.relkind = 'r' AND NOT c.relispartition
+"""
 
 
 def shadows(scope: str, projections: Sequence[str], small: int = SMALL_TABLE) -> list[Shadow]:
@@ -195,12 +205,7 @@ async def prepare(
 ) -> None:
     """Drop whatever an earlier attempt of this scope left; with `shadow_all`, create
     every shadow now (otherwise each is created when its rows outgrow SMALL_TABLE)."""
-    patterns = [shadow.partition.replace("_", r"\_") + r"\_%" for shadow in tables]
-    leftovers = await conn.fetch(
-        "SELECT relname FROM pg_class WHERE relname LIKE ANY($1::text[]) AND relkind = 'r' "
-        "AND NOT relispartition",
-        patterns,
-    )
+    leftovers = await conn.fetch(_LEFTOVERS, [shadow.partition for shadow in tables])
     statements = [f'DROP TABLE "{row["relname"]}"' for row in leftovers]
     if shadow_all:
         for shadow in tables:

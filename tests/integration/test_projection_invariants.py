@@ -1075,3 +1075,24 @@ async def test_a_swap_waiting_for_a_lock_holds_none_that_another_swap_needs(
     assert outcome.failure is None
     _, after = await store.digests(tenant, use_cache=False)
     assert after == before
+
+
+async def test_a_rebuild_drops_what_an_earlier_attempt_left_and_nothing_else(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    """A worker killed after creating a shadow leaves it behind (shadows are committed
+    apart from the load); the scope's next REBUILD drops it, and only it."""
+    from server.store import bulk_rebuild
+
+    store = await _projected_past_the_tail(gql, pool, tenant)
+    other = new_tenant()
+    crashed = bulk_rebuild.shadows(tenant, _SPEC_PROJECTIONS, small=0)
+    bystander = bulk_rebuild.shadows(other, ["context_graph"], small=0)
+    async with pool.acquire() as conn:
+        await bulk_rebuild.prepare(conn, [*crashed, *bystander], shadow_all=True)
+    assert len(await shadows_left(pool)) == len(crashed) + len(bystander)
+    outcome = await store.rebuild(tenant, _SPEC_PROJECTIONS, _always)
+    assert outcome.failure is None
+    assert sorted(await shadows_left(pool)) == sorted(s.name for s in bystander)
+    async with pool.acquire() as conn:
+        await bulk_rebuild.drop(conn, bystander)
