@@ -236,11 +236,7 @@ async def _rebuild(
         flows = await projections.rebuild_workflows(tenant)
         if flows.failure is not None:
             raise flows.failure.error
-        reached = flows.cursors[WORKFLOWS]
-        record = await replays.update(
-            record.replay_id, processed_events=reached, last_log_seq=reached
-        )
-        await publisher.health_changed(tenant, reached)
+        record = await _reached(replays, publisher, record, flows.cursors[WORKFLOWS])
         if record.cancel_requested:
             return await _end(replays, publisher, record, CANCELLED)
     if spec:
@@ -250,14 +246,21 @@ async def _rebuild(
         if outcome.cancelled:
             return await _end(replays, publisher, record, CANCELLED)
         cursors = await projections.cursors(tenant)
-        reached = min(cursors[n] for n in names)
-        record = await replays.update(
-            record.replay_id, processed_events=reached, last_log_seq=reached
-        )
-        await publisher.health_changed(tenant, reached)
+        record = await _reached(replays, publisher, record, min(cursors[n] for n in names))
         if outcome.failure is not None:
             raise outcome.failure.error
     return await _end(replays, publisher, record, COMPLETED)
+
+
+async def _reached(
+    replays: Replays, publisher: Publisher, record: ReplayRecord, position: int
+) -> ReplayRecord:
+    """A REBUILD part committed up to `position`: the run says so, and readers hear of it."""
+    record = await replays.update(
+        record.replay_id, processed_events=position, last_log_seq=position
+    )
+    await publisher.health_changed(record.tenant_id, position)
+    return record
 
 
 def _with_full(digests: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:

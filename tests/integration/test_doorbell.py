@@ -35,8 +35,8 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-async def bell(redis: Redis) -> AsyncIterator[tuple[Doorbell, str]]:
-    """A doorbell of a queue of its own, listening."""
+async def bell(redis: Redis) -> AsyncIterator[tuple[Doorbell, str, str]]:
+    """A doorbell of a queue of its own, listening: (doorbell, queue, its channel)."""
     queue = f"test-queue-{uuid.uuid4().hex[:8]}"
     channel = Channels.doorbell(queue)
     doorbell = Doorbell(redis, {queue: channel})
@@ -47,16 +47,15 @@ async def bell(redis: Redis) -> AsyncIterator[tuple[Doorbell, str]]:
                 break
             await asyncio.sleep(0.01)
         await doorbell.wait(queue, 0)  # the ring it gives itself on connecting
-        yield doorbell, channel
+        yield doorbell, queue, channel
     finally:
         await doorbell.stop()
 
 
 async def test_a_published_ring_wakes_the_waiting_loop(
-    redis: Redis, bell: tuple[Doorbell, str]
+    redis: Redis, bell: tuple[Doorbell, str, str]
 ) -> None:
-    doorbell, channel = bell
-    queue = channel.removesuffix(":doorbell")
+    doorbell, queue, channel = bell
     loop = asyncio.get_running_loop()
     began = loop.time()
     waiting = asyncio.create_task(doorbell.wait(queue, 30))
@@ -68,10 +67,9 @@ async def test_a_published_ring_wakes_the_waiting_loop(
 
 
 async def test_a_ring_before_the_wait_is_kept_and_a_wait_without_one_ends_at_its_limit(
-    bell: tuple[Doorbell, str],
+    bell: tuple[Doorbell, str, str],
 ) -> None:
-    doorbell, channel = bell
-    queue = channel.removesuffix(":doorbell")
+    doorbell, queue, _ = bell
     doorbell.ring(queue)
     await asyncio.wait_for(doorbell.wait(queue, 30), 5)  # rung already: returns at once
     loop = asyncio.get_running_loop()
