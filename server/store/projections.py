@@ -344,12 +344,14 @@ class PostgresProjections:
             return await reads.tenant_status(conn, scope)
 
     async def lagging_tenants(self) -> list[tuple[str, int]]:
-        """Tenants whose slowest projection is behind their log: (tenant, last_log_seq)."""
+        """Tenants whose slowest projection is behind their log: (tenant, last_log_seq). A
+        projection without a cursor row is at 0, not left out of the minimum: a REBUILD of
+        some projections writes their cursors alone."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 """SELECT t.tenant_id, t.last_log_seq FROM dg_tenants t
                    WHERE t.last_log_seq > 0 AND t.last_log_seq > (
-                       SELECT coalesce(min(c.last_log_seq), 0) FROM unnest($1::text[]) AS p
+                       SELECT min(coalesce(c.last_log_seq, 0)) FROM unnest($1::text[]) AS p
                        LEFT JOIN dg_projection_cursors c
                          ON c.scope = t.tenant_id AND c.projection = p)""",
                 list(ALL_PROJECTIONS),

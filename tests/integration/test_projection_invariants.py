@@ -1096,3 +1096,18 @@ async def test_a_rebuild_drops_what_an_earlier_attempt_left_and_nothing_else(
     assert sorted(await shadows_left(pool)) == sorted(s.name for s in bystander)
     async with pool.acquire() as conn:
         await bulk_rebuild.drop(conn, bystander)
+
+
+async def test_a_tenant_with_one_projection_rebuilt_still_lags_in_the_others(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    """A REBUILD of one projection writes its cursor alone; the sweep must still see the
+    tenant behind in the projections that have no cursor row yet (they are at 0)."""
+    await gql.append_ok([started("t"), input_observed("t", 1)])
+    store = PostgresProjections(pool)
+    assert (tenant, 2) in await store.lagging_tenants()
+    outcome = await store.rebuild(tenant, ["context_graph"], _always)
+    assert outcome.failure is None
+    assert (tenant, 2) in await store.lagging_tenants()
+    await project(pool, tenant)
+    assert tenant not in {t for t, _ in await store.lagging_tenants()}
