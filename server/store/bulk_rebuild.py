@@ -36,7 +36,7 @@ from server.core.native_projection import COPY_COLUMNS, NativeProjector
 from server.core.precedent import PolicyEvalRow, PrecedentRow
 from server.core.trace_summary import SummaryRow
 from server.core.value import Value
-from server.store.event_log import FACT_COLUMNS, row_to_facts
+from server.store.event_log import FACT_COLUMNS, IN_LOG_ORDER, SORTING_AGAIN, row_to_facts
 from server.store.partitions import partition_name, sql_literal
 from server.store.projection_writer import (
     record_failure,
@@ -94,6 +94,7 @@ class Shadow:
     run: str
     small: int = SMALL_TABLE  # rows held in memory at most (tests vary it)
     created: bool = False  # the shadow table exists (`held` rows go there)
+    fresh: bool = False  # ... created in the transaction under way (COPY may FREEZE)
     held: list[tuple[Any, ...]] = field(default_factory=list)  # rows not written yet
     held_copy: list[bytes] = field(default_factory=list)  # ... and as COPY tuples
     held_copy_rows: int = 0
@@ -131,10 +132,15 @@ class Shadow:
             await conn.copy_records_to_table(table, records=records, columns=columns)
         if self.held_copy:
             source = b"".join((_COPY_HEADER, *self.held_copy, _COPY_TRAILER))
+            # FREEZE into a table created in this transaction: its rows are written
+            # frozen and all-visible, so neither the index builds nor the first readers
+            # after the swap look up or set their transaction status, page by page.
+            freeze = self.fresh and table == self.name
             # A memoryview: asyncpg takes bytes for a file path.
             await conn.copy_to_table(
-                table, source=memoryview(source), columns=columns, format="binary"
-            )
+                table, source=memoryview(source), columns=columns, format="binary",
+                freeze=freeze or None,
+            )  # fmt: skip
         self.held, self.held_copy, self.held_copy_rows = [], [], 0
 
 
@@ -172,6 +178,25 @@ _INDEXES: Final = """
     WHERE i.indrelid = ANY($1::regclass[]) ORDER BY i.indexrelid
 """
 _ON_PARENT: Final = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ ")
+# A parent's columns as a CREATE TABLE lists them (type, collation, NOT NULL, default), in
+# order; dropped columns are left out (ATTACH PARTITION matches columns by name).
+_COLUMNS: Final = """
+    SELECT string_agg(format('%I %s%s%s%s', a.attname, format_type(a.atttypid, a.atttypmod),
+               CASE WHEN a.attcollation <> 0 THEN
+                   format(' COLLATE %I.%I', n.nspname, co.collname) ELSE '' END,
+               CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END,
+               CASE WHEN d.adbin IS NOT NULL THEN
+                   ' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid) ELSE '' END),
+           ', ' ORDER BY a.attnum)
+    FROM pg_attribute a
+    LEFT JOIN pg_collation co ON co.oid = a.attcollation
+    LEFT JOIN pg_namespace n ON n.oid = co.collnamespace
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+"""
+# Per process: a parent's columns change only by a migration, which runs before workers
+# start (a worker started before one would fail its swap's ATTACH, clearly, and retry).
+_layouts: dict[str, str] = {}
 # Tables an earlier attempt left: the shadows of partition P are named P_<run>, that is
 # between 'P_' and 'P`' ('`' follows '_') in the C order of the catalog's name index. A
 # range of that index, not a pattern: `LIKE ANY` read all of pg_class, which grows by a
@@ -200,33 +225,40 @@ async def ensure_partitions(conn: asyncpg.Connection, scope: str) -> None:
     await conn.execute("SELECT dg_ensure_projection_partitions($1)", scope)
 
 
-async def prepare(
-    conn: asyncpg.Connection, tables: Sequence[Shadow], *, shadow_all: bool = False
-) -> None:
-    """Drop whatever an earlier attempt of this scope left; with `shadow_all`, create
-    every shadow now (otherwise each is created when its rows outgrow SMALL_TABLE)."""
+async def prepare(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
+    """Drop whatever an earlier attempt of this scope left (shadows are created inside a
+    load's transaction, so only an attempt that died between its load and its swap
+    leaves any), and learn the parents' columns."""
     leftovers = await conn.fetch(_LEFTOVERS, [shadow.partition for shadow in tables])
-    statements = [f'DROP TABLE "{row["relname"]}"' for row in leftovers]
-    if shadow_all:
-        for shadow in tables:
-            statements += _creation(shadow)
-            shadow.created = True
-    if statements:
+    for parent in {shadow.parent for shadow in tables} - _layouts.keys():
+        _layouts[parent] = str(await conn.fetchval(_COLUMNS, parent))
+    if leftovers:
         async with conn.transaction():
             await conn.execute(_ASYNC_COMMIT)
-            await conn.execute(";\n".join(statements))  # one round trip
+            await conn.execute(";\n".join(f'DROP TABLE "{r["relname"]}"' for r in leftovers))
 
 
-def _creation(shadow: Shadow) -> list[str]:
-    """A shadow without indexes. The CHECK on scope lets ATTACH PARTITION skip scanning
-    the table to prove it. Every row written names its scope (Shadow.write), so the
-    column needs no default: one catalog change less per table and run."""
-    scope = sql_literal(shadow.scope)
-    return [
-        f"CREATE TABLE {shadow.name} (LIKE {shadow.parent} INCLUDING DEFAULTS, "
-        f"CONSTRAINT {shadow.name}_scope CHECK (scope = {scope})) "
-        f"WITH (autovacuum_enabled = false)",
-    ]
+async def create(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
+    """These shadows, without indexes, in the caller's transaction (prepare learnt their
+    columns). Spelled out column by column, not `LIKE parent`, which share-locks the
+    parent until the transaction ends: a load's transaction lasts hundreds of
+    milliseconds, and another scope's swap, waiting for its exclusive lock on the parent,
+    then queued every later lock request behind it (~100 ms of idle cores at a time in
+    the bench's REBUILD rounds, docs/benchmarks.md). The CHECK on scope lets ATTACH
+    PARTITION skip scanning the table to prove it."""
+    statements = []
+    for shadow in tables:
+        if shadow.created:
+            continue
+        scope = sql_literal(shadow.scope)
+        statements.append(
+            f"CREATE TABLE {shadow.name} ({_layouts[shadow.parent]}, "
+            f"CONSTRAINT {shadow.name}_scope CHECK (scope = {scope})) "
+            f"WITH (autovacuum_enabled = false)"
+        )
+        shadow.created = shadow.fresh = True
+    if statements:
+        await conn.execute(";\n".join(statements))  # one round trip
 
 
 async def drop(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
@@ -240,29 +272,20 @@ async def copy(
     tables: Sequence[Shadow],
     rows: Chunk,
     *,
-    grow: asyncpg.Pool | None = None,
+    grow: bool = False,
     final: bool = False,
 ) -> None:
     """Each table's new rows, held in memory while the table is small, then copied into
-    its shadow COPY_ROWS at a time (`final`: whatever is held, now). With `grow`, a table
-    whose rows outgrow SMALL_TABLE gets its shadow, created and committed at once on a
-    connection of that pool; without it (once the indexes are built), the swap writes
-    whatever is still held in place.
-
-    Not inside the caller's transaction: `CREATE TABLE ... LIKE parent` share-locks the
-    parent until its transaction ends, and a load's transaction lasts the whole load. A
-    swap of another scope, waiting for its exclusive lock on that parent, then queued every
-    later lock request behind it (other loads' creations, other swaps): the whole worker
-    stalled for its lock timeout, ~100 ms of idle cores at a time in the bench's REBUILD
-    rounds (docs/benchmarks.md)."""
+    its shadow COPY_ROWS at a time (`final`: whatever is held, now). With `grow` (a
+    load), a table whose rows outgrow SMALL_TABLE gets its shadow, created in the
+    caller's transaction; without it (once the indexes are built), the swap writes
+    whatever is still held in place."""
     for shadow in tables:
         shadow.keep(rows)
         if not shadow.created:
-            if shadow.pending <= shadow.small or grow is None:
+            if shadow.pending <= shadow.small or not grow:
                 continue
-            async with grow.acquire() as own:
-                await own.execute(";\n".join(_creation(shadow)))
-            shadow.created = True
+            await create(conn, [shadow])
         if shadow.pending and (final or shadow.pending >= COPY_ROWS):
             await shadow.write(conn, shadow.name)
 
@@ -279,18 +302,33 @@ async def load(
     start: int,
     end: int,
     progress: Progress,
+    *,
+    create_all: bool = False,
 ) -> tuple[int, bool]:
-    """Project (start, end] into the shadows; (position reached, whether to go on)."""
-    async with pool.acquire() as writer, writer.transaction():
-        # One transaction for every chunk: no commit to wait for per COPY.
-        await writer.execute(_ASYNC_COMMIT)
+    """Project (start, end] into the shadows (`create_all`: every one, whatever its
+    size); (position reached, whether to go on). One transaction for the creations and
+    every COPY: no commit to wait for per COPY, COPY FREEZE into the tables it created,
+    and a crash leaves nothing behind."""
+    try:
+        async with pool.acquire() as writer, writer.transaction():
+            await writer.execute(_ASYNC_COMMIT)
+            if create_all:
+                await create(writer, tables)
 
-        async def write(rows: Chunk) -> None:
-            await copy(writer, tables, rows, grow=pool)
+            async def write(rows: Chunk) -> None:
+                await copy(writer, tables, rows, grow=True)
 
-        reached = await stream(pool, tenant, projector, start, end, progress, write)
-        await copy(writer, tables, BulkRows(), grow=pool, final=True)
-        return reached
+            reached = await stream(pool, tenant, projector, start, end, progress, write)
+            await copy(writer, tables, BulkRows(), grow=True, final=True)
+            return reached
+    except BaseException:
+        for shadow in tables:  # rolled back with the transaction
+            if shadow.fresh:
+                shadow.created = False
+        raise
+    finally:
+        for shadow in tables:
+            shadow.fresh = False
 
 
 async def stream(
@@ -306,7 +344,8 @@ async def stream(
     whether to go on). Three stages overlap: PostgreSQL reads chunk N+1 while Python
     projects chunk N and `consume` writes chunk N-1."""
     queue: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=2)
-    async with pool.acquire() as reader, _fewer_collections():
+    async with pool.acquire() as reader, reader.transaction(readonly=True), _fewer_collections():
+        await reader.execute(IN_LOG_ORDER)  # a read-only transaction for this setting
 
         async def write() -> None:
             while (rows := await queue.get()) is not None:
@@ -455,7 +494,9 @@ async def swap(
     end = await log_end(conn, tenant)
     position = max(projector.cursors.values(), default=0)
     if projector.failure is None and position < end:
+        await conn.execute(IN_LOG_ORDER)
         window = await read_window(conn, projector, tenant, position, end)
+        await conn.execute(SORTING_AGAIN)
         await copy(conn, tables, _project(projector, window))
     await copy(conn, tables, projector.close(), final=True)
     shadowed = [shadow for shadow in tables if shadow.created]

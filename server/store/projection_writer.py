@@ -29,7 +29,7 @@ from server.core.projection_batch import (
 )
 from server.core.trace_summary import SummaryRow
 from server.core.value import Value
-from server.store.event_log import EVENT_COLUMNS, row_to_event
+from server.store.event_log import EVENT_COLUMNS, IN_LOG_ORDER, SORTING_AGAIN, row_to_event
 
 # Also turns off synchronous commit for the batch's transaction (set_config(..., true) is
 # SET LOCAL): projection rows are derived from the log and commit with their cursor, so a
@@ -218,10 +218,10 @@ async def catch_up_batch(
     end = end if until is None else min(end, until)
     if low >= end:
         return BatchReport(held, 0, cursors, more=False, busy=busy)
-    events = [
-        row_to_event(r)
-        for r in await conn.fetch(EVENTS_IN_WINDOW, source_tenant, low, min(low + batch_size, end))
-    ]
+    await conn.execute(IN_LOG_ORDER)
+    window = await conn.fetch(EVENTS_IN_WINDOW, source_tenant, low, min(low + batch_size, end))
+    await conn.execute(SORTING_AGAIN)
+    events = [row_to_event(r) for r in window]
     if not events:
         rows = await conn.fetch(_EVENTS_PAST_A_GAP, source_tenant, low, end, batch_size)
         events = [row_to_event(r) for r in rows]

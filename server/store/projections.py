@@ -246,10 +246,11 @@ class PostgresProjections:
         tables = bulk.shadows(tenant_id, projections)
         try:
             async with self._pool.acquire() as conn:
-                await bulk.prepare(conn, tables, shadow_all=True)  # digested from the tables
-            _, going = await bulk.load(
-                self._pool, tenant_id, tables, projector, 0, projector.end, progress
-            )
+                await bulk.prepare(conn, tables)
+            _, going = await bulk.load(  # every table shadowed: digested from the tables
+                self._pool, tenant_id, tables, projector, 0, projector.end, progress,
+                create_all=True,
+            )  # fmt: skip
             if not going or projector.failure is not None:
                 return BulkOutcome(projector.failure, cancelled=not going)
             async with self._pool.acquire() as conn:

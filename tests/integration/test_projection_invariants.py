@@ -1017,17 +1017,20 @@ async def test_a_rebuild_that_cannot_swap_in_time_fails_cleanly(
 async def test_a_load_under_way_holds_no_lock_on_the_parents(
     pool: asyncpg.Pool, tenant: str
 ) -> None:
-    """A shadow is created and committed apart from the load's long transaction: a swap
-    of another scope, which locks the parents exclusively, never waits for a load (it
-    did, and every lock request behind it waited too: ~100 ms of idle cores at a time)."""
+    """A shadow is created inside the load's long transaction, from the parent's column
+    list and not `LIKE` it: a swap of another scope, which locks the parents exclusively,
+    never waits for a load (it did, and every lock request behind it waited too: ~100 ms
+    of idle cores at a time)."""
     from server.core.bulk_projection import BulkRows
     from server.core.graph import NodeRow
     from server.store import bulk_rebuild
 
     tables = bulk_rebuild.shadows(tenant, ["context_graph"], small=0)  # shadow at once
     rows = BulkRows(nodes=[NodeRow("trace:t", "trace", "t", 1, "2026-12-06T00:00:00Z")])
+    async with pool.acquire() as loading:
+        await bulk_rebuild.prepare(loading, tables)
     async with pool.acquire() as loading, loading.transaction():
-        await bulk_rebuild.copy(loading, tables, rows, grow=pool, final=True)
+        await bulk_rebuild.copy(loading, tables, rows, grow=True, final=True)
         assert [t.created for t in tables] == [True, False]
         async with pool.acquire() as swapping, swapping.transaction():
             for parent in ("dg_cg_nodes", "dg_cg_edges"):  # NOWAIT: fails if held
@@ -1080,8 +1083,8 @@ async def test_a_swap_waiting_for_a_lock_holds_none_that_another_swap_needs(
 async def test_a_rebuild_drops_what_an_earlier_attempt_left_and_nothing_else(
     gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
 ) -> None:
-    """A worker killed after creating a shadow leaves it behind (shadows are committed
-    apart from the load); the scope's next REBUILD drops it, and only it."""
+    """A worker killed between a load's commit and the swap leaves its shadows behind;
+    the scope's next REBUILD drops them, and only them."""
     from server.store import bulk_rebuild
 
     store = await _projected_past_the_tail(gql, pool, tenant)
@@ -1089,7 +1092,8 @@ async def test_a_rebuild_drops_what_an_earlier_attempt_left_and_nothing_else(
     crashed = bulk_rebuild.shadows(tenant, _SPEC_PROJECTIONS, small=0)
     bystander = bulk_rebuild.shadows(other, ["context_graph"], small=0)
     async with pool.acquire() as conn:
-        await bulk_rebuild.prepare(conn, [*crashed, *bystander], shadow_all=True)
+        await bulk_rebuild.prepare(conn, [*crashed, *bystander])
+        await bulk_rebuild.create(conn, [*crashed, *bystander])  # and committed
     assert len(await shadows_left(pool)) == len(crashed) + len(bystander)
     outcome = await store.rebuild(tenant, _SPEC_PROJECTIONS, _always)
     assert outcome.failure is None
@@ -1111,3 +1115,32 @@ async def test_a_tenant_with_one_projection_rebuilt_still_lags_in_the_others(
     assert (tenant, 2) in await store.lagging_tenants()
     await project(pool, tenant)
     assert tenant not in {t for t, _ in await store.lagging_tenants()}
+
+
+async def test_a_load_that_dies_leaves_no_table_behind(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str
+) -> None:
+    """A load creates its shadows in its own transaction, so a load that dies (here its
+    progress report fails after the first chunk) takes them with it: no cleanup needed,
+    none for a worker killed mid-load to leave behind."""
+    from server.core.native_projection import NativeProjector
+    from server.store import bulk_rebuild
+
+    await _projected_past_the_tail(gql, pool, tenant)
+    tables = bulk_rebuild.shadows(tenant, _SPEC_PROJECTIONS, small=0)
+
+    async def dies(_: int) -> bool:
+        for _ in range(1000):  # once the writer has made its first shadow
+            if any(t.created for t in tables):
+                break
+            await asyncio.sleep(0.005)
+        assert any(t.created for t in tables)
+        raise RuntimeError("worker gone")
+
+    async with pool.acquire() as conn:
+        await bulk_rebuild.prepare(conn, tables)
+        end = await bulk_rebuild.log_end(conn, tenant)
+    with pytest.raises(RuntimeError, match="worker gone"):
+        await bulk_rebuild.load(pool, tenant, tables, NativeProjector(tenant), 0, end, dies)
+    assert await shadows_left(pool) == []
+    assert not any(t.created for t in tables)
