@@ -194,9 +194,11 @@ _COLUMNS: Final = """
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
 """
-# Per process: a parent's columns change only by a migration, which runs before workers
-# start (a worker started before one would fail its swap's ATTACH, clearly, and retry).
+# Per process, a parent's columns and indexes: they change only by a migration, which runs
+# before workers start (a worker started before one would fail its swap's ATTACH, clearly,
+# and the run could be requested again).
 _layouts: dict[str, str] = {}
+_indexes: dict[str, list[asyncpg.Record]] = {}
 # Tables an earlier attempt left: the shadows of partition P are named P_<run>, that is
 # between 'P_' and 'P`' ('`' follows '_') in the C order of the catalog's name index. A
 # range of that index, not a pattern: `LIKE ANY` read all of pg_class, which grows by a
@@ -228,10 +230,17 @@ async def ensure_partitions(conn: asyncpg.Connection, scope: str) -> None:
 async def prepare(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
     """Drop whatever an earlier attempt of this scope left (shadows are created inside a
     load's transaction, so only an attempt that died between its load and its swap
-    leaves any), and learn the parents' columns."""
+    leaves any), and learn the parents' columns and indexes."""
     leftovers = await conn.fetch(_LEFTOVERS, [shadow.partition for shadow in tables])
-    for parent in {shadow.parent for shadow in tables} - _layouts.keys():
-        _layouts[parent] = str(await conn.fetchval(_COLUMNS, parent))
+    unknown = sorted({shadow.parent for shadow in tables} - _layouts.keys())
+    if unknown:
+        # Runs of one process may learn the same parent at once: each replaces, none adds.
+        indexes: dict[str, list[asyncpg.Record]] = {parent: [] for parent in unknown}
+        for row in await conn.fetch(_INDEXES, unknown):
+            indexes[row["parent"]].append(row)
+        _indexes.update(indexes)
+        for parent in unknown:
+            _layouts[parent] = str(await conn.fetchval(_COLUMNS, parent))
     if leftovers:
         async with conn.transaction():
             await conn.execute(_ASYNC_COMMIT)
@@ -308,9 +317,11 @@ async def load(
     """Project (start, end] into the shadows (`create_all`: every one, whatever its
     size); (position reached, whether to go on). One transaction for the creations and
     every COPY: no commit to wait for per COPY, COPY FREEZE into the tables it created,
-    and a crash leaves nothing behind."""
-    try:
-        async with pool.acquire() as writer, writer.transaction():
+    and a load that dies leaves nothing behind."""
+    async with pool.acquire() as writer:
+        transaction = writer.transaction()
+        await transaction.start()
+        try:
             await writer.execute(_ASYNC_COMMIT)
             if create_all:
                 await create(writer, tables)
@@ -320,15 +331,32 @@ async def load(
 
             reached = await stream(pool, tenant, projector, start, end, progress, write)
             await copy(writer, tables, BulkRows(), grow=True, final=True)
-            return reached
-    except BaseException:
-        for shadow in tables:  # rolled back with the transaction
-            if shadow.fresh:
-                shadow.created = False
-        raise
-    finally:
+        except BaseException:
+            _forget_fresh(tables)
+            try:
+                await transaction.rollback()
+            except Exception:
+                # A COPY cut off mid-way (the run cancelled) leaves the connection waiting
+                # for the server to confirm the cancel; a ROLLBACK then fails, and must not
+                # send the connection back to the pool like that. Closed instead: the
+                # server rolls the transaction back as the connection closes.
+                writer.terminate()
+            raise
+        try:
+            await transaction.commit()
+        except BaseException:
+            _forget_fresh(tables)
+            raise
         for shadow in tables:
             shadow.fresh = False
+        return reached
+
+
+def _forget_fresh(tables: Sequence[Shadow]) -> None:
+    """The load's transaction is gone, and the shadows it created with it."""
+    for shadow in tables:
+        if shadow.fresh:
+            shadow.created = shadow.fresh = False
 
 
 async def stream(
@@ -344,8 +372,8 @@ async def stream(
     whether to go on). Three stages overlap: PostgreSQL reads chunk N+1 while Python
     projects chunk N and `consume` writes chunk N-1."""
     queue: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=2)
-    async with pool.acquire() as reader, reader.transaction(readonly=True), _fewer_collections():
-        await reader.execute(IN_LOG_ORDER)  # a read-only transaction for this setting
+    async with pool.acquire() as reader, _fewer_collections():
+        await reader.execute(_READ_IN_LOG_ORDER)  # for this session, reset below
 
         async def write() -> None:
             while (rows := await queue.get()) is not None:
@@ -362,18 +390,47 @@ async def stream(
                 records = await fetching
                 position = min(position + CHUNK, end)
                 fetching = asyncio.create_task(read(position)) if position < end else None
-                await queue.put(_project(projector, records))
+                await _hand_over(queue, _project(projector, records), writing)
                 if projector.failure is not None or not (going := await progress(position)):
                     break
-            await queue.put(None)
+            await _hand_over(queue, None, writing)
             await writing
         finally:
-            for task in (fetching, writing):
-                if task is not None and not task.done():
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+            # What is under way finishes (milliseconds) rather than being cancelled: a COPY
+            # cancelled mid-way leaves its connection waiting for the server to confirm,
+            # and the caller's next statement on it (ROLLBACK, RESET) then fails.
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(None)
+            await asyncio.gather(
+                *(task for task in (fetching, writing) if task is not None),
+                return_exceptions=True,
+            )
+            try:
+                await reader.execute(_READ_SORTING_AGAIN)
+            except Exception:
+                reader.terminate()  # not back to the pool with its setting
+                raise
     return position, going
 
+
+async def _hand_over(
+    queue: asyncio.Queue[Chunk | None], rows: Chunk | None, writing: asyncio.Task[None]
+) -> None:
+    """Queue a chunk for the writer, unless the writer has died: then its error, at once
+    (a full queue would otherwise wait for it forever)."""
+    put = asyncio.ensure_future(queue.put(rows))
+    await asyncio.wait({put, writing}, return_when=asyncio.FIRST_COMPLETED)
+    if not put.done():
+        put.cancel()
+        await writing  # raises what stopped it
+        raise RuntimeError("the bulk writer stopped before the end of the load")
+
+
+# IN_LOG_ORDER (event_log.py) for a whole session: the bulk reader reads outside any
+# transaction.
+_READ_IN_LOG_ORDER: Final = "SET enable_sort = off"
+_READ_SORTING_AGAIN: Final = "RESET enable_sort"
 
 Window = list[asyncpg.Record] | bytes
 # PostgreSQL flushes a COPY's output to the socket 8 kB at a time, and a client that keeps
@@ -445,10 +502,8 @@ async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:
     created = [shadow for shadow in tables if shadow.created]
     if not created:
         return
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(_INDEXES, [shadow.parent for shadow in created])
     for shadow in created:
-        for n, row in enumerate(r for r in rows if r["parent"] == shadow.parent):
+        for n, row in enumerate(_indexes.get(shadow.parent, ())):
             index = f"{shadow.name}_i{n}"
             unique = "UNIQUE " if row["definition"].startswith("CREATE UNIQUE") else ""
             own = f"CREATE {unique}INDEX {index} ON {shadow.name} "

@@ -1144,3 +1144,50 @@ async def test_a_load_that_dies_leaves_no_table_behind(
         await bulk_rebuild.load(pool, tenant, tables, NativeProjector(tenant), 0, end, dies)
     assert await shadows_left(pool) == []
     assert not any(t.created for t in tables)
+
+
+async def test_runs_of_one_process_learning_the_tables_at_once_both_swap(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process learns the parents' columns and indexes on its first run; two
+    runs that start together both learn them (each once, not twice: the second copy of
+    an index list had every shadow get two primary keys, and both runs failed)."""
+    from server.store import bulk_rebuild
+
+    monkeypatch.setattr(bulk_rebuild, "_layouts", {})
+    monkeypatch.setattr(bulk_rebuild, "_indexes", {})
+    other = new_tenant()
+    first = await _projected_past_the_tail(gql, pool, tenant)
+    second = await _projected_past_the_tail(dataclasses.replace(gql, tenant=other), pool, other)
+    _, before = await second.digests(other, use_cache=False)
+    outcomes = await asyncio.gather(
+        first.rebuild(tenant, _SPEC_PROJECTIONS, _always),
+        second.rebuild(other, _SPEC_PROJECTIONS, _always),
+    )
+    assert [o.failure for o in outcomes] == [None, None]
+    _, after = await second.digests(other, use_cache=False)
+    assert after == before
+    assert await shadows_left(pool) == []
+
+
+async def test_a_bulk_writer_that_fails_fails_the_load_at_once(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader queues chunks for the writer; when the writer dies (a COPY error), the
+    load fails with its error instead of waiting forever to queue the next chunk."""
+    from server.core.native_projection import NativeProjector
+    from server.store import bulk_rebuild
+
+    await _projected_past_the_tail(gql, pool, tenant)
+    monkeypatch.setattr(bulk_rebuild, "CHUNK", 100)  # many more chunks than the queue holds
+
+    async def fails(_: object) -> None:
+        raise RuntimeError("COPY failed")
+
+    async with pool.acquire() as conn:
+        end = await bulk_rebuild.log_end(conn, tenant)
+    streaming = bulk_rebuild.stream(pool, tenant, NativeProjector(tenant), 0, end, _always, fails)
+    with pytest.raises(RuntimeError, match="COPY failed"):
+        await asyncio.wait_for(streaming, timeout=20)
+    async with pool.acquire() as conn:  # and the pool's connections are fine
+        assert await conn.fetchval("SELECT 1") == 1
