@@ -201,6 +201,51 @@ raw read 157-280k rows/s). What changed, and what it showed:
   the issue asks) pays per run; fewer relations per tenant (one graph table instead of
   two) would save about 8 of its 22.5 ms. Neither a faster pass nor that alone reaches
   2x on two cores.
+
+Seventh session of 2026-12-06 (a 2-core Intel Xeon host this time; its speed drifted
+by ~25% within minutes: the same in-process rebuild of ten tenants took 98-152 ms a
+tenant). Where a 10,000-event tenant's REBUILD spends its CPU, measured again with the
+statement log (durations of each statement, tenants rebuilt one after another) and
+`COPY ... TO '/dev/null'` replays of the same statements:
+
+- PostgreSQL, ~70-90 ms: reading the log ~20-27 ms (see below), COPY into the two
+  shadows 17.6 ms (edges 12.2, nodes 5.4), the four index builds 26 ms (edge key 8.3,
+  `to` 7.7, `from` 5.8, node key 4.2; a third of it comparing long shared-prefix keys,
+  a sixth forming index tuples), creating the shadows 4.3 ms, the swap's DDL 3.3 ms,
+  commits ~2 ms. Python, ~40-45 ms: the native pass ~15 ms, the rest reading and
+  writing sockets and asyncpg's per-row COPY messages, and the job path (~19% of a
+  worker's CPU: arq's job pickup, where both processes try every queued job, ~22 Redis
+  commands a job; the announcer; the workflow part).
+- Found: every window of the log was read by a bitmap heap scan and a sort of the whole
+  window, not by the primary key. ADR 0007 switched statistics off on tenant columns,
+  so PostgreSQL guesses ~100 rows for any window and finds the sort cheap; for 2,000
+  events it costs 2.4x the index scan (4.2 vs 1.7 ms), and a 10,000-event read at once
+  even spilled its sort to disk. Reads by position now turn sorting off (ADR 0014,
+  seventh-session amendment), in bulk reads and in catch-up batches (1.38 vs 0.66 ms
+  for 1,000 events). In-process, interleaved with the old code: PostgreSQL 88.7 -> 81.8
+  ms a tenant (six pairs).
+- Shadows are created in the load's transaction (column list, not `LIKE`: no parent
+  lock) and loaded with `COPY FREEZE`; one transaction and commit fewer a shadow.
+  In-process, interleaved: PostgreSQL -5 ms and Python -2 ms a tenant (about 5%).
+- Measured and not taken: `wal_level = minimal` for the embedded server (no WAL for
+  tables created in the loading transaction): COPY 11.3 -> 9.1 ms, index builds ~1 ms
+  less, but each commit then fsyncs the new files (2.4 -> 5.6-7.8 ms) and it would only
+  help the embedded server. Unlogged shadows: no gain. Indexes on a hash of the node
+  ids instead of the text: 5-6 ms against 5-7.5 ms, not worth a second key per edge.
+- Found while measuring, fixed with tests: a sweep never caught up a tenant one of
+  whose projections had no cursor row (a REBUILD of one projection writes only its own:
+  the minimum skipped the missing ones); two runs of one process learning the table
+  layout at once gave every shadow two primary keys (bench); a failed load cancelled
+  its COPYs and then rolled back, which broke the connection it returned to the pool; a
+  writer that died left the reader waiting forever.
+- Results: `make bench`'s projection section at 16:55 and 16:56 (the second recorded
+  above): REBUILD over its round's floor 1.75, 1.81, 2.14 and 1.52, 1.81, 1.89 (median
+  1.81 both times; floor ~53k events/s, the host in a slow phase); the session's first
+  run (16:17, before the changes): 1.34, 1.91, 1.95. The round-to-round drift of this host (REBUILD
+  and floor are measured seconds apart, and either can land in a slow phase) is larger
+  than the ~10% of CPU the changes saved, so the target is still not met reliably: the
+  per-row work of PostgreSQL (COPY and index builds, ~45 ms a tenant) and the Python of
+  the pass and its I/O (~40 ms) are what is left, as the sixth session found.
 """
 
 
