@@ -41,7 +41,10 @@ def settings() -> Iterator[Settings]:
         # picked up by its doorbell (jobs/doorbell.py), not by a poll.
         worker_poll_delay=30.0,
         sweep_interval=0.5,
-        read_wait_seconds=1.0,
+        # The production default. A worker started for a test first sweeps a database
+        # that a hundred earlier tests left behind (stale case projections, poison
+        # events): ~1.1 s, with which a test's first read raced a 1 s wait, now and then.
+        read_wait_seconds=5.0,
     )
     asyncio.run(admin_sql(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     embedded.stop(base, redis=base.redis_url is None, postgres_=base.database_url is None)

@@ -29,14 +29,17 @@ from server.core.projection_batch import (
 )
 from server.core.trace_summary import SummaryRow
 from server.core.value import Value
-from server.store.event_log import EVENT_COLUMNS, IN_LOG_ORDER, SORTING_AGAIN, row_to_event
+from server.store.event_log import EVENT_COLUMNS, row_to_event
 
 # Also turns off synchronous commit for the batch's transaction (set_config(..., true) is
 # SET LOCAL): projection rows are derived from the log and commit with their cursor, so a
-# crash can only lose whole batches, which the next catch-up redoes.
+# crash can only lose whole batches, which the next catch-up redoes. And sorting, where
+# an index gives the order: the batch's window of the log is read by the primary key
+# (IN_LOG_ORDER in event_log.py), and nothing else in a batch sorts.
 _TRY_LOCKS: Final = """
     SELECT p AS projection, pg_try_advisory_xact_lock(hashtextextended($1 || ':' || p, 0)) AS held,
-           set_config('synchronous_commit', 'off', true) AS commit_mode
+           set_config('synchronous_commit', 'off', true) AS commit_mode,
+           set_config('enable_sort', 'off', true) AS sort_mode
     FROM unnest($2::text[]) AS p
 """
 # The held projections' cursors and, in the same round trip, the end of the source log
@@ -218,9 +221,7 @@ async def catch_up_batch(
     end = end if until is None else min(end, until)
     if low >= end:
         return BatchReport(held, 0, cursors, more=False, busy=busy)
-    await conn.execute(IN_LOG_ORDER)
     window = await conn.fetch(EVENTS_IN_WINDOW, source_tenant, low, min(low + batch_size, end))
-    await conn.execute(SORTING_AGAIN)
     events = [row_to_event(r) for r in window]
     if not events:
         rows = await conn.fetch(_EVENTS_PAST_A_GAP, source_tenant, low, end, batch_size)
