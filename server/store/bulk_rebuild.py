@@ -80,6 +80,10 @@ Progress = Callable[[int], Awaitable[bool]]  # events loaded so far -> keep goin
 # point leaves the live projection as it was, or (the swap) a complete new one, or the
 # old one with the run to redo.
 _ASYNC_COMMIT: Final = "SET LOCAL synchronous_commit = off"
+# IN_LOG_ORDER (event_log.py) for a whole session: the bulk reader reads outside any
+# transaction.
+_READ_IN_LOG_ORDER: Final = "SET enable_sort = off"
+_READ_SORTING_AGAIN: Final = "RESET enable_sort"
 
 
 @dataclass(slots=True)
@@ -426,11 +430,6 @@ async def _hand_over(
         await writing  # raises what stopped it
         raise RuntimeError("the bulk writer stopped before the end of the load")
 
-
-# IN_LOG_ORDER (event_log.py) for a whole session: the bulk reader reads outside any
-# transaction.
-_READ_IN_LOG_ORDER: Final = "SET enable_sort = off"
-_READ_SORTING_AGAIN: Final = "RESET enable_sort"
 
 Window = list[asyncpg.Record] | bytes
 # PostgreSQL flushes a COPY's output to the socket 8 kB at a time, and a client that keeps
