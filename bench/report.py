@@ -240,9 +240,10 @@ statement log (durations of each statement, tenants rebuilt one after another) a
   writer that died left the reader waiting forever.
 - Results: `make bench`'s projection section at 16:55 and 16:56: REBUILD over its
   round's floor 1.75, 1.81, 2.14 and 1.52, 1.81, 1.89 (floor ~53k events/s, the host in
-  a slow phase); the full `make bench` at 17:20, recorded above: 1.76, 2.17, 1.84
-  (median 1.84x); after the fragment writer's speed-up below, 17:48: 1.73, 1.45, 1.68
-  (floor 66.6k) and 17:50, recorded above: 1.87, 1.76, 2.86 (floor 54.3k); the
+  a slow phase); the full `make bench` at 17:20 (its other sections are the ones
+  recorded above): 1.76, 2.17, 1.84 (median 1.84x); after the fragment writer's
+  speed-up below, 17:48: 1.73, 1.45, 1.68 (floor 66.6k) and 17:50, recorded above:
+  1.87, 1.76, 2.86 (floor 54.3k); the
   session's first run (16:17, before the changes): 1.34, 1.91, 1.95. Part of the spread
   is PostgreSQL's own: the embedded server's log shows a WAL-triggered checkpoint (the
   seeding's 100k events and the rounds' WAL) spreading its writes over ~14 s inside
@@ -256,7 +257,8 @@ statement log (durations of each statement, tenants rebuilt one after another) a
   so the target is still not met in the median: the per-row work of PostgreSQL (COPY
   and index builds, ~45 ms a tenant) and the Python of the pass and its I/O (~40 ms)
   are what is left, as the sixth session found.
-- VERIFY over REBUILD fell to 1.05x (rounds 1.05, 0.96, 1.14; 1.24-1.27x before) because
+- VERIFY over REBUILD fell to 1.05x in the 17:20 run (rounds 1.05, 0.96, 1.14;
+  1.24-1.27x in the sixth session) because
   REBUILD got faster and VERIFY gained only the read fix. A VERIFY is Python-bound where
   REBUILD is PostgreSQL-bound (workers 0.7-0.87 core-s a round against 0.45-0.55, the
   database 0.3-0.44 against 0.75-1.05): it digests the live rows afresh (by design, never
@@ -266,8 +268,8 @@ statement log (durations of each statement, tenants rebuilt one after another) a
   printable runs by a lookup table, writes positions without `snprintf`, inlines its
   buffer's fast path and reserves its output up front: 7.7 -> 5.6 ms (the projection
   pass, which shares the buffer code, 13.8 -> 12.8 ms per 10,000 events; interleaved
-  runs of both builds). VERIFY over REBUILD in the two runs after it: 1.9x (182k events/s)
-  and 1.3x (132k).
+  runs of both builds). VERIFY over REBUILD per round in the two runs after it: 1.37,
+  2.05, 1.42 (VERIFY 182k events/s) and 1.23, 1.56, 0.82 (132k, recorded above).
 """
 
 
