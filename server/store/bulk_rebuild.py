@@ -36,7 +36,7 @@ from server.core.native_projection import COPY_COLUMNS, NativeProjector
 from server.core.precedent import PolicyEvalRow, PrecedentRow
 from server.core.trace_summary import SummaryRow
 from server.core.value import Value
-from server.store.event_log import FACT_COLUMNS, IN_LOG_ORDER, SORTING_AGAIN, row_to_facts
+from server.store.event_log import FACT_COLUMNS, IN_LOG_ORDER, row_to_facts
 from server.store.partitions import partition_name, sql_literal
 from server.store.projection_writer import (
     record_failure,
@@ -403,9 +403,10 @@ async def stream(
             # What is under way finishes (milliseconds) rather than being cancelled: a COPY
             # cancelled mid-way leaves its connection waiting for the server to confirm,
             # and the caller's next statement on it (ROLLBACK, RESET) then fails.
-            while not queue.empty():
-                queue.get_nowait()
-            queue.put_nowait(None)
+            if not writing.done():  # stopped early: what is queued is dropped
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(None)
             await asyncio.gather(
                 *(task for task in (fetching, writing) if task is not None),
                 return_exceptions=True,
@@ -550,7 +551,6 @@ async def swap(
     if projector.failure is None and position < end:
         await conn.execute(IN_LOG_ORDER)
         window = await read_window(conn, projector, tenant, position, end)
-        await conn.execute(SORTING_AGAIN)
         await copy(conn, tables, _project(projector, window))
     await copy(conn, tables, projector.close(), final=True)
     shadowed = [shadow for shadow in tables if shadow.created]

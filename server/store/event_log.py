@@ -165,14 +165,14 @@ def row_to_event(
     )  # fmt: skip
 
 
-# Windows of the log are read by the primary key, in its order, inside the reading
-# transaction. With no statistics on tenant columns (ADR 0007) PostgreSQL guesses ~100
-# rows for any window and prefers a bitmap scan plus a sort of the whole window, which
-# cost it 2-2.4x the index scan's CPU for windows of 1,000-2,000 events (a quarter of a
-# REBUILD's PostgreSQL time; docs/benchmarks.md). Sorting stays possible where nothing
-# else gives the order; it is only no longer chosen over the index.
+# Windows of the log are read by the primary key, in its order: sorting is off for the
+# reading transaction (for its rest too: the transactions that set it sort nothing
+# else). With no statistics on tenant columns (ADR 0007) PostgreSQL guesses ~100 rows for
+# any window and prefers a bitmap scan plus a sort of the whole window, which cost it
+# 2-2.4x the index scan's CPU for windows of 1,000-2,000 events (a quarter of a REBUILD's
+# PostgreSQL time; docs/benchmarks.md). Sorting stays possible where nothing else gives
+# the order; it is only no longer chosen over the index.
 IN_LOG_ORDER: Final = "SET LOCAL enable_sort = off"
-SORTING_AGAIN: Final = "SET LOCAL enable_sort TO DEFAULT"
 
 # The columns a projection reads (core ProjectedEvent), in row_to_facts order.
 FACT_COLUMNS: Final = (
