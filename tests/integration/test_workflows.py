@@ -13,7 +13,7 @@ import pytest
 
 from server.core.audit_bundle import verify_bundle
 from server.core.errors import StorageError
-from server.core.workflow import WORKFLOWS
+from server.core.workflow import DECISION_EVENT_TYPES, WORKFLOWS
 from server.settings import Settings
 from server.startup import create_key
 from server.store.projections import PostgresProjections
@@ -427,3 +427,43 @@ async def test_at_least_on_the_inbox_waits_for_the_precedent_index_too(
     data = await gql.data(query, {"n": stored[-1]["logSeq"]})
     nodes = {e["node"]["traceId"]: e["node"] for e in data["workflows"]["edges"]}
     assert nodes["p-2026"]["precedents"] == [{"traceId": "p-2025", "outcome": "success"}]
+
+
+async def test_decision_events_are_found_by_type_not_by_reading_the_whole_window(
+    gql: GraphQLClient, worker: object, pool: asyncpg.Pool, tenant: str
+) -> None:
+    """The workflow projection reads only the decision events of a window of the log, in
+    log order, across their types. It must find them by the log's (tenant, type, position)
+    index: walking the window by position and filtering read every event of it (a
+    REBUILD of a 10,000-event log read all 10,000 rows to find a handful)."""
+    from server.store import workflows as store
+
+    first = await opened(gql, "d1")
+    await gql.append_ok([input_observed("d1", n) for n in range(4, 40)])
+    await gql.data(REVIEW, {"id": first, "d": "APPROVE", "why": "Strategic", "ev": []})
+    await opened(gql, "d2")
+    async with pool.acquire() as conn:
+        await conn.execute("ANALYZE dg_event_log")  # statistics as a live log has them
+        end = await conn.fetchval(
+            "SELECT max(log_seq) FROM dg_event_log WHERE tenant_id = $1", tenant
+        )
+        kinds = sorted(DECISION_EVENT_TYPES)
+        everything = await conn.fetch(store._DECISIONS, tenant, 0, end, kinds, 100)
+        found = [(r["trace_id"], r["event_type"]) for r in everything]
+        assert found == [
+            ("d1", "ExceptionRequested"),
+            ("d1", "ApprovalRecorded"),
+            ("d2", "ExceptionRequested"),
+        ]
+        assert [r["log_seq"] for r in everything] == sorted(r["log_seq"] for r in everything)
+        first_two = await conn.fetch(store._DECISIONS, tenant, 0, end, kinds, 2)
+        assert [r["log_seq"] for r in first_two] == [r["log_seq"] for r in everything[:2]]
+        after_first = await conn.fetch(
+            store._DECISIONS, tenant, everything[0]["log_seq"], end, kinds, 100
+        )
+        assert after_first == everything[1:]
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(f"EXPLAIN {store._DECISIONS}", tenant, 0, end, kinds, 100)
+        )
+    assert "dg_event_log_by_type" in plan and "dg_event_log_pkey" not in plan, plan
