@@ -352,7 +352,8 @@ def _floor(projection: dict[str, Any]) -> list[str]:
     if "write_floor_events_per_s" not in projection:
         return []
     return [
-        "Database write floor, measured right after each REBUILD round: the rows this "
+        "Database write floor, measured right before and right after each REBUILD round "
+        "(the round's floor is the mean of the two): the rows this "
         "REBUILD wrote, re-inserted into other scopes by PostgreSQL alone into tables that "
         "keep their indexes (one `INSERT ... SELECT` per table, `ON CONFLICT DO NOTHING` as "
         "the incremental projector writes, rolled back, and the tables vacuumed after each "
