@@ -1098,10 +1098,12 @@ static int int8_field(const unsigned char **p, const unsigned char *end, long lo
 }
 
 PyDoc_STRVAR(feed_doc,
-"feed(copy, written, expected, open, sources, evals, scope) -> (nodes, edges,\n"
-"summaries, policy_evals, precedents, last_log_seq, applied)\n\n"
+"feed(copy, written, expected, open, sources, evals, scope, start=0, limit=0) ->\n"
+"(nodes, edges, summaries, policy_evals, precedents, last_log_seq, applied, next)\n\n"
 "Nodes and edges are (binary COPY tuples with the scope first, how many).\n"
-"Project the rows of one binary COPY of FACT_COLUMNS (log_seq and trace_seq as int8).\n"
+"Project the rows of one binary COPY of FACT_COLUMNS (log_seq and trace_seq as int8),\n"
+"from its start (0: the header) or from the offset a previous call returned as\n"
+"`next`, at most `limit` rows (0: all); `next` is -1 once the COPY's end is read.\n"
 "Raises Unsupported (its argument: the log_seq) for any event the Python projector\n"
 "must handle; the state is then unusable.");
 
@@ -1110,10 +1112,11 @@ static PyObject *feed(PyObject *self, PyObject *args) {
     pass ps;
     memset(&ps, 0, sizeof ps);
     const char *scope;
-    Py_ssize_t scope_n;
-    if (!PyArg_ParseTuple(args, "y*O!O!O!O!O!s#", &data, &PySet_Type, &ps.written, &PyDict_Type,
-                          &ps.expected, &PyDict_Type, &ps.open, &PyDict_Type, &ps.sources,
-                          &PySet_Type, &ps.evals, &scope, &scope_n))
+    Py_ssize_t scope_n, start = 0, limit = 0;
+    if (!PyArg_ParseTuple(args, "y*O!O!O!O!O!s#|nn", &data, &PySet_Type, &ps.written,
+                          &PyDict_Type, &ps.expected, &PyDict_Type, &ps.open, &PyDict_Type,
+                          &ps.sources, &PySet_Type, &ps.evals, &scope, &scope_n, &start,
+                          &limit))
         return NULL;
     ps.scope = scope;
     ps.scope_n = scope_n;
@@ -1124,13 +1127,23 @@ static PyObject *feed(PyObject *self, PyObject *args) {
     ps.precedents = PyList_New(0);
     if (!ps.summaries || !ps.policy_evals || !ps.precedents) goto done;
     const unsigned char *p = data.buf, *end = p + data.len;
+    Py_ssize_t next = -1; /* the COPY's end read */
     if (data.len < 19 || memcmp(p, COPY_SIGNATURE, 11) != 0) goto malformed;
-    p += 15;
-    int32_t extension = be32(p);
-    p += 4;
-    if (extension < 0 || end - p < extension) goto malformed;
-    p += extension;
+    if (start > 0) { /* where an earlier call stopped, at a tuple */
+        if (start < 19 || start > data.len) goto malformed;
+        p += start;
+    } else {
+        p += 15;
+        int32_t extension = be32(p);
+        p += 4;
+        if (extension < 0 || end - p < extension) goto malformed;
+        p += extension;
+    }
     for (;;) {
+        if (limit > 0 && applied == limit) {
+            next = (const char *)p - (const char *)data.buf;
+            break;
+        }
         if (end - p < 2) goto malformed;
         int fields = (int16_t)((uint16_t)p[0] << 8 | p[1]);
         p += 2;
@@ -1152,10 +1165,10 @@ static PyObject *feed(PyObject *self, PyObject *args) {
         last = r.log_seq;
         applied++;
     }
-    result = Py_BuildValue("((y#L)(y#L)OOOLL)", ps.node_copy.p ? ps.node_copy.p : "",
+    result = Py_BuildValue("((y#L)(y#L)OOOLLn)", ps.node_copy.p ? ps.node_copy.p : "",
                            ps.node_copy.n, ps.node_rows, ps.edge_copy.p ? ps.edge_copy.p : "",
                            ps.edge_copy.n, ps.edge_rows, ps.summaries, ps.policy_evals,
-                           ps.precedents, last, applied);
+                           ps.precedents, last, applied, next);
     goto done;
 malformed:
     PyErr_SetString(PyExc_ValueError, "not a binary COPY of the projected columns");

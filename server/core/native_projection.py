@@ -101,17 +101,24 @@ class NativeProjector:
 
     def feed_copy(self, data: bytes) -> BulkRecords:
         """Project one binary COPY of COPY_COLUMNS rows, in log order."""
+        return self.feed_part(data)[0]
+
+    def feed_part(self, data: bytes, start: int = 0, limit: int = 0) -> tuple[BulkRecords, int]:
+        """Project at most `limit` rows (0: all) of one binary COPY of COPY_COLUMNS rows,
+        from `start` (0: its beginning, else where the previous part ended); the rows and
+        where the next part starts (-1: the COPY is done)."""
         assert _native is not None
         try:
-            nodes, edges, summaries, evals, precedents, last, applied = _native.feed(
-                data, *self._state, self._scope
+            nodes, edges, summaries, evals, precedents, last, applied, following = _native.feed(
+                data, *self._state, self._scope, start, limit
             )
         except _native.Unsupported as unsupported:
             raise Unsupported(*unsupported.args) from None
         if applied:
             self.applied += applied
             advance(self.cursors, self.limits, last)
-        return BulkRecords(CopyRows(*nodes), CopyRows(*edges), summaries, evals, precedents)
+        rows = BulkRecords(CopyRows(*nodes), CopyRows(*edges), summaries, evals, precedents)
+        return rows, following
 
     def close(self) -> BulkRecords:
         """The summaries of traces still open: their final rows for this log."""

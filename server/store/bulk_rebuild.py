@@ -394,7 +394,7 @@ async def stream(
                 records = await fetching
                 position = min(position + CHUNK, end)
                 fetching = asyncio.create_task(read(position)) if position < end else None
-                await _hand_over(queue, _project(projector, records), writing)
+                await _hand_over(queue, await _project_in_parts(projector, records), writing)
                 if projector.failure is not None or not (going := await progress(position)):
                     break
             await _hand_over(queue, None, writing)
@@ -469,6 +469,42 @@ def _project(projector: Projector, window: Window) -> Chunk:
         return projector.feed([row_to_facts(r) for r in window])
     assert isinstance(window, bytes)
     return projector.feed_copy(window)
+
+
+# Events the native pass projects between two turns of the event loop. Projecting holds
+# the loop, and while it does nothing moves on the sockets: PostgreSQL's reader stops once
+# the ~200 kB the kernel buffers for its socket are full (a 2,000-event window is ~850 kB)
+# and the writer's COPY waits for the loop to send more. A turn every ~500 events
+# (~200 kB of the log) keeps both moving while the pass works: a single tenant's REBUILD
+# otherwise ran its stages almost one after another (docs/benchmarks.md).
+PART: Final = 500
+
+
+async def _project_in_parts(projector: Projector, window: Window) -> Chunk:
+    """_project, the native pass PART events at a time with a turn of the loop between."""
+    if isinstance(projector, BulkProjector):
+        return _project(projector, window)
+    assert isinstance(window, bytes)
+    parts: list[BulkRecords] = []
+    start = 0
+    while True:
+        rows, start = projector.feed_part(window, start, PART)
+        parts.append(rows)
+        if start < 0:
+            return _merged(parts)
+        await asyncio.sleep(0)
+
+
+def _merged(parts: list[BulkRecords]) -> BulkRecords:
+    if len(parts) == 1:
+        return parts[0]
+    return BulkRecords(
+        CopyRows(b"".join(p.nodes.data for p in parts), sum(p.nodes.count for p in parts)),
+        CopyRows(b"".join(p.edges.data for p in parts), sum(p.edges.count for p in parts)),
+        [row for p in parts for row in p.summaries],
+        [row for p in parts for row in p.policy_evals],
+        [row for p in parts for row in p.precedents],
+    )
 
 
 _collecting_less = 0  # bulk loads under way in this process (several may overlap)

@@ -282,6 +282,47 @@ def test_the_native_pass_answers_ordinary_logs(
     assert got == expected
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(logs(wild=False), st.integers(1, 6), SCOPES)
+def test_a_copy_projected_in_parts_gives_what_it_gives_at_once(
+    rows: list[Row], limit: int, scope: str
+) -> None:
+    """The bulk reader hands the pass a window a few hundred events at a time, turning the
+    event loop between (bulk_rebuild.PART): each part starts where the previous ended,
+    the last says so, and together they are the whole window's rows, state and cursors."""
+    data = copy_binary(rows)
+    whole, parts = NativeProjector(scope), NativeProjector(scope)
+    expected = decoded(whole.feed_copy(data), scope)
+    got: list[BulkRows] = []
+    start, calls = 0, 0
+    while True:
+        chunk, start = parts.feed_part(data, start, limit)
+        got.append(decoded(chunk, scope))
+        calls += 1
+        if start < 0:
+            break
+        assert 0 < start < len(data)
+    assert calls == len(rows) // limit + 1
+    assert (
+        BulkRows(
+            [r for g in got for r in g.nodes],
+            [r for g in got for r in g.edges],
+            [r for g in got for r in g.summaries],
+            [r for g in got for r in g.policy_evals],
+            [r for g in got for r in g.precedents],
+        )
+        == expected
+    )
+    assert (parts.cursors, parts.applied) == (whole.cursors, whole.applied)
+    assert decoded(parts.close(), scope) == decoded(whole.close(), scope)
+
+
+def test_a_part_must_start_at_a_tuple_of_the_copy() -> None:
+    data = copy_binary([])
+    with pytest.raises(ValueError, match="binary COPY"):
+        NativeProjector("tenant-1").feed_part(data, len(data) + 1, 1)
+
+
 def _golden_rows(scenario: str) -> list[Row]:
     from tests.unit.test_projection_batch import stored
 
