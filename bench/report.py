@@ -323,9 +323,14 @@ the round keeps busy and C the CPU per event (the floor uses one core).
   events at a time and turns the loop between (ADR 0014, eighth-session amendment). The
   500,000-event tenant: 3.42 against 4.06 s (-16%, 8 interleaved runs each); ten
   10,000-event tenants one after another 0.96 against 1.08 s; the bench's shape (ten
-  runs, four at once, both cores already busy) unchanged, as expected. Measured and not
-  taken: no pause after small reads (the seventh session's coalescing), a deeper queue
-  to the writer (4 or 8 windows), 4,000-event windows: within the noise.
+  runs, four at once, both cores already busy) unchanged, as expected. The projecting
+  coroutine then waited 1.2 s of the big tenant's 3.4 s for its next window, so a load
+  now reads with two connections, two windows in flight: 3.49 -> 3.06 s, and 1.02 ->
+  0.94 s for the ten tenants one after another (interleaved, 6 runs each; the bench's
+  shape unchanged). Together: the 500,000-event tenant from ~4.0 to ~3.1 s, ~160k
+  events/s for one run on its own. Measured and not taken: no pause after small reads
+  (the seventh session's coalescing), a deeper queue to the writer (4 or 8 windows),
+  4,000-event windows: within the noise.
 - Found and fixed: the workflow projection's read of a window's decision events
   walked the whole window by the primary key (ADR 0007, eighth-session amendment): a
   REBUILD's workflow part read all 10,000 events of a tenant to find none (6.7 ms of

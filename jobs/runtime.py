@@ -49,10 +49,10 @@ class WorkerRuntime:
 
     @classmethod
     async def open(cls, settings: Settings, redis: ArqRedis) -> WorkerRuntime:
-        # A bulk run holds two connections while it loads (reader and writer) and takes two
-        # more, briefly, to report progress and to create a shadow: a pool smaller than that
-        # for every run a process takes at once could have them all waiting for each other's
-        # connections.
+        # A bulk run holds three connections while it loads (two readers and the writer)
+        # and takes two more, briefly, to report progress and to create a shadow: a pool
+        # smaller than that for every run a process takes at once could have them all
+        # waiting for each other's connections.
         floor = REPLAYS_AT_ONCE * CONNECTIONS_PER_RUN + 2
         pool = await create_pool(
             settings.require_database_url,

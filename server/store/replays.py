@@ -61,9 +61,9 @@ def _record(row: asyncpg.Record) -> ReplayRecord:
 
 
 REPLAYS_AT_ONCE: Final = 2  # runs one worker process executes at a time
-# Pooled connections a run holds at once, at most: reader, writer, a progress report and,
-# briefly, the creation of a shadow (store/bulk_rebuild.py copy).
-CONNECTIONS_PER_RUN: Final = 4
+# Pooled connections a run holds at once, at most: two readers, the writer, a progress
+# report and, briefly, the creation of a shadow (store/bulk_rebuild.py stream and copy).
+CONNECTIONS_PER_RUN: Final = 5
 
 
 @translated

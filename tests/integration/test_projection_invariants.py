@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -1253,3 +1254,33 @@ async def test_a_window_projected_in_parts_rebuilds_the_same_projection(
     _, after = await store.digests(tenant, use_cache=False)
     assert after == before
     assert len(starts) > 2 * 3 * 800 // 100 and starts.count(0) < len(starts) // 10
+
+
+async def test_a_load_reads_the_next_windows_on_two_connections_in_log_order(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load keeps READERS windows in flight, each on its own connection, and projects
+    them in log order: every window once, consecutive windows on different readers."""
+    from server.store import bulk_rebuild
+
+    store = await _projected_past_the_tail(gql, pool, tenant)
+    _, before = await store.digests(tenant, use_cache=False)
+    monkeypatch.setattr(bulk_rebuild, "CHUNK", 100)
+    read_window = bulk_rebuild.read_window
+    reads: list[tuple[int, int]] = []
+
+    async def spied(conn: asyncpg.Connection, *args: Any) -> Any:
+        pid = conn.get_server_pid()
+        window = await read_window(conn, *args)
+        reads.append((args[2], pid))  # (low, backend), as each read ends
+        return window
+
+    monkeypatch.setattr(bulk_rebuild, "read_window", spied)
+    outcome = await store.rebuild(tenant, _SPEC_PROJECTIONS, _always)
+    assert outcome.failure is None
+    _, after = await store.digests(tenant, use_cache=False)
+    assert after == before
+    loaded = sorted(reads)  # nothing was appended meanwhile: the swap reads no tail
+    assert [low for low, _ in loaded] == list(range(0, 100 * len(loaded), 100))
+    assert len({pid for _, pid in loaded}) == bulk_rebuild.READERS == 2
+    assert all(a != b for (_, a), (_, b) in itertools.pairwise(loaded))
