@@ -423,15 +423,13 @@ async def stream(
                     queue.get_nowait()
                 queue.put_nowait(None)
             await asyncio.gather(*(task for _, task in fetching), writing, return_exceptions=True)
-            failed: BaseException | None = None
-            for reader in readers:
+            for n, reader in enumerate(readers):
                 try:
                     await reader.execute(_READ_SORTING_AGAIN)
-                except Exception as error:
-                    reader.terminate()  # not back to the pool with its setting
-                    failed = failed or error
-            if failed is not None:
-                raise failed
+                except BaseException:  # a failure or a cancel: none goes back with its setting
+                    for left in readers[n:]:
+                        left.terminate()
+                    raise
     return position, going
 
 

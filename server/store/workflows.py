@@ -66,8 +66,8 @@ _SAVE_CURSOR: Final = """
 # per type, merged. Asked as one `event_type = ANY(...)` filter, PostgreSQL (no statistics
 # on tenant columns, ADR 0007) walked the window by the primary key and threw away every
 # other event: a REBUILD's pass over a 10,000-event log read all 10,000 rows to find none
-# (5-10 ms of the database's CPU per tenant, docs/benchmarks.md), and every catch-up batch
-# read all that the log gained since the last one.
+# (6.7 ms, 0.03 ms by the type index; ADR 0007), and every catch-up batch read all that the
+# log gained since the last one.
 _DECISIONS: Final = f"""
     SELECT e.* FROM unnest($4::text[]) AS wanted(event_type)
     CROSS JOIN LATERAL (

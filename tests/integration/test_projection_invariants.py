@@ -1284,3 +1284,30 @@ async def test_a_load_reads_the_next_windows_on_two_connections_in_log_order(
     assert [low for low, _ in loaded] == list(range(0, 100 * len(loaded), 100))
     assert len({pid for _, pid in loaded}) == bulk_rebuild.READERS == 2
     assert all(a != b for (_, a), (_, b) in itertools.pairwise(loaded))
+
+
+async def test_a_reader_whose_setting_cannot_be_reset_never_goes_back_to_the_pool(
+    gql: GraphQLClient, pool: asyncpg.Pool, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The readers turn sorting off for their sessions and back on at the end; a reader
+    whose reset fails is closed, and so is every reader after it, so that no connection of
+    the pool keeps reading without sorts for whoever takes it next."""
+    from server.core.native_projection import NativeProjector
+    from server.store import bulk_rebuild
+
+    await _projected_past_the_tail(gql, pool, tenant)
+    monkeypatch.setattr(bulk_rebuild, "_READ_SORTING_AGAIN", "SELECT 1 / 0")
+    async with pool.acquire() as conn:
+        end = await bulk_rebuild.log_end(conn, tenant)
+
+    async def keep(_: object) -> None:
+        pass
+
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await bulk_rebuild.stream(pool, tenant, NativeProjector(tenant), 0, end, _always, keep)
+    taken = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        assert {await conn.fetchval("SHOW enable_sort") for conn in taken} == {"on"}
+    finally:
+        for conn in taken:
+            await pool.release(conn)
