@@ -397,18 +397,21 @@ async def stream(
             collections.deque()
         )
         asked = position
-        for reader in readers:
+
+        def ask(reader: asyncpg.Connection) -> None:  # the next window, on this reader
+            nonlocal asked
             if asked < end:
                 fetching.append((reader, asyncio.create_task(read(reader, asked))))
                 asked = min(asked + CHUNK, end)
+
+        for reader in readers:
+            ask(reader)
         try:
             while fetching:
                 reader, task = fetching.popleft()
                 records = await task
                 position = min(position + CHUNK, end)
-                if asked < end:
-                    fetching.append((reader, asyncio.create_task(read(reader, asked))))
-                    asked = min(asked + CHUNK, end)
+                ask(reader)
                 await _hand_over(queue, await _project_in_parts(projector, records), writing)
                 if projector.failure is not None or not (going := await progress(position)):
                     break

@@ -221,8 +221,10 @@ async def catch_up_batch(
     end = end if until is None else min(end, until)
     if low >= end:
         return BatchReport(held, 0, cursors, more=False, busy=busy)
-    window = await conn.fetch(EVENTS_IN_WINDOW, source_tenant, low, min(low + batch_size, end))
-    events = [row_to_event(r) for r in window]
+    events = [
+        row_to_event(r)
+        for r in await conn.fetch(EVENTS_IN_WINDOW, source_tenant, low, min(low + batch_size, end))
+    ]
     if not events:
         rows = await conn.fetch(_EVENTS_PAST_A_GAP, source_tenant, low, end, batch_size)
         events = [row_to_event(r) for r in rows]
