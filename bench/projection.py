@@ -20,9 +20,10 @@ from server.core.envelope import ActorRef, EventEnvelope, SourceRef
 from server.core.validation import validate_envelope
 from server.settings import Settings
 from server.startup import create_key
+from server.store.bulk_rebuild import CHUNK, SMALL_TABLE, copy_window, index_on, log_end
 from server.store.database import create_pool
-from server.store.event_log import EVENT_COLUMNS, PostgresEventLog
-from server.store.partitions import partition_name
+from server.store.event_log import EVENT_COLUMNS, IN_LOG_ORDER, PostgresEventLog
+from server.store.partitions import partition_name, sql_literal
 
 
 def _envelope(e: dict[str, Any]) -> EventEnvelope:
@@ -119,6 +120,112 @@ async def write_floor(dsn: str, tenants: list[str], events: int) -> float:
 
 class _Rollback(Exception):
     pass
+
+
+async def _ship_log(conn: asyncpg.Connection, tenant: str) -> None:
+    """The tenant's log to this client, window by window as a REBUILD reads it, dropped."""
+
+    async def drop(_: bytes) -> None:
+        pass
+
+    end = await log_end(conn, tenant)
+    for low in range(0, end, CHUNK):
+        query = copy_window(tenant, low, min(low + CHUNK, end))
+        await conn.copy_from_query(query, output=drop, format="binary")
+
+
+_PARENT_INDEXES: Final = (
+    "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1::regclass"
+)
+
+
+async def bulk_floor(
+    dsn: str, tenants: list[str], events: int, connections: int, *, ship_log: bool = False
+) -> float:
+    """Events/s if PostgreSQL alone wrote a REBUILD's rows the way a REBUILD writes them
+    (ADR 0014), on `connections` connections at once (one per core, as the worker runs
+    REBUILDs): a table of more than SMALL_TABLE rows by binary COPY FREEZE from this client
+    into a fresh table without indexes, the parent's indexes built on it after; a smaller
+    one into its indexed partition. The rows are fetched beforehand, outside the clock. No
+    log to read, nothing to project, no swap, no job: what the bulk design costs
+    PostgreSQL itself. With `ship_log`, each tenant's log also comes to this client first,
+    as the REBUILD reads it (binary COPY in log order, CHUNK events at a time), and is
+    dropped: the limit of any projector outside PostgreSQL, which must read every event
+    (spec 6.2 hashes each payload). Each connection's tenants are one transaction, rolled
+    back outside the clock, as the write floor is."""
+    conns = [await asyncpg.connect(dsn) for _ in range(connections)]
+    first = conns[0]
+    try:
+        indexes = {
+            table: [r[0] for r in await first.fetch(_PARENT_INDEXES, table)]
+            for table, _ in _FLOOR_COPIES
+        }
+        loads: dict[tuple[str, str], bytes] = {}  # the rows of the tables a REBUILD shadows
+        for tenant in tenants:
+            await first.execute("SELECT dg_ensure_projection_partitions($1)", f"floor-{tenant}")
+            for table, columns in _FLOOR_COPIES:
+                count = await first.fetchval(
+                    f"SELECT count(*) FROM {table} WHERE scope = $1", tenant
+                )
+                if count > SMALL_TABLE:
+                    loads[tenant, table] = await _copy_out(
+                        first, f"SELECT scope, {columns} FROM {table} WHERE scope = "
+                        f"{sql_literal(tenant)}",
+                    )  # fmt: skip
+        waiting = list(enumerate(tenants))
+
+        async def write(conn: asyncpg.Connection) -> None:
+            while waiting:
+                n, tenant = waiting.pop(0)
+                if ship_log:
+                    await _ship_log(conn, tenant)
+                for table, columns in _FLOOR_COPIES:
+                    load = loads.get((tenant, table))
+                    if load is None:
+                        await conn.execute(
+                            f"INSERT INTO {table} (scope, {columns}) SELECT 'floor-' || scope, "
+                            f"{columns} FROM {table} WHERE scope = $1 ON CONFLICT DO NOTHING",
+                            tenant,
+                        )
+                        continue
+                    fresh = f"bulk_floor_{n}_{table}"
+                    await conn.execute(
+                        f"CREATE TABLE {fresh} (LIKE {table}) WITH (autovacuum_enabled = false)"
+                    )
+                    await conn.copy_to_table(
+                        fresh, source=memoryview(load), format="binary", freeze=True,
+                        columns=["scope", *columns.split(", ")],
+                    )  # fmt: skip
+                    for i, definition in enumerate(indexes[table]):
+                        await conn.execute(index_on(definition, f"{fresh}_i{i}", fresh))
+
+        transactions = [conn.transaction() for conn in conns]
+        for conn, transaction in zip(conns, transactions, strict=True):
+            await transaction.start()
+            await conn.execute(IN_LOG_ORDER)  # as the REBUILD's reader reads
+        started = time.perf_counter()
+        await asyncio.gather(*(write(conn) for conn in conns))
+        seconds = time.perf_counter() - started
+        for transaction in transactions:
+            await transaction.rollback()
+        partitions = [
+            partition_name(t, f"floor-{tenant}") for tenant in tenants for t, _ in _FLOOR_COPIES
+        ]
+        await first.execute(f"VACUUM {', '.join(partitions)}")  # as write_floor does
+        return events / seconds
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+async def _copy_out(conn: asyncpg.Connection, query: str) -> bytes:
+    parts: list[bytes] = []
+
+    async def keep(part: bytes) -> None:
+        parts.append(part)
+
+    await conn.copy_from_query(query, output=keep, format="binary")
+    return b"".join(parts)
 
 
 async def _gql(
@@ -223,6 +330,7 @@ def _span(states: list[dict[str, Any]], events: int) -> dict[str, Any]:
             "events_per_s": round(events / seconds)}  # fmt: skip
 
 
+WORKER_PROCESSES: Final = os.cpu_count() or 1
 ROUNDS: Final = 5  # medians of 5: rounds and floors each vary by a third on these hosts
 READ_HZ: Final = 50  # `trace` reads of the live projection per second during a VERIFY
 
@@ -237,7 +345,7 @@ def _paired(runs: list[dict[str, Any]], events: int) -> dict[str, Any]:
         "events": events,
         "rounds": [
             {"events_per_s": run["events_per_s"], "raw_rows_per_s": run["raw_rows_per_s"],
-             "share": share} | {k: v for k, v in run.items() if k.startswith("floor_")}
+             "share": share} | {k: v for k, v in run.items() if k.startswith(("floor_", "bulk_"))}
             for run, share in zip(runs, shares, strict=True)
         ],
         "share": statistics.median(shares),
@@ -288,10 +396,14 @@ async def rebuild_and_verify(
             after_floor = await write_floor(dsn, tenants, events)
             floor = (before_floor + after_floor) / 2
             floor_raw = await raw_read(dsn, tenants)
+            bulk = await bulk_floor(dsn, tenants, events, WORKER_PROCESSES)
+            shipped = await bulk_floor(dsn, tenants, events, WORKER_PROCESSES, ship_log=True)
             rebuilds.append(rebuilt | {"raw_rows_per_s": round(raw),
                                        "floor_events_per_s": round(floor),
                                        "floor_pair": [round(before_floor), round(after_floor)],
-                                       "floor_raw_rows_per_s": round(floor_raw)})  # fmt: skip
+                                       "floor_raw_rows_per_s": round(floor_raw),
+                                       "bulk_floor_events_per_s": round(bulk),
+                                       "bulk_log_floor_events_per_s": round(shipped)})  # fmt: skip
             after = [await _digests(http, token, t, per_tenant) for t in tenants]
             assert [b["digests"] for b in before] == [a["digests"] for a in after], (
                 "REBUILD changed a digest"
@@ -316,6 +428,22 @@ async def rebuild_and_verify(
             "verify": _paired(verifies, events) | {"vs_rebuild": ratios,
                                                    "vs_rebuild_median": statistics.median(ratios)},
             "digests_identical": True}  # fmt: skip
+
+
+def _bulk_floor(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The bulk-design floors of each REBUILD round (without and with the log shipped):
+    over the round's write floor, and the REBUILD's share of each."""
+    summary: dict[str, Any] = {}
+    for kind in ("bulk_floor", "bulk_log_floor"):
+        runs = [r[f"{kind}_events_per_s"] for r in rounds]
+        over = [round(b / r["floor_events_per_s"], 2) for b, r in zip(runs, rounds, strict=True)]
+        shares = [round(r["events_per_s"] / b * 100, 1) for b, r in zip(runs, rounds, strict=True)]
+        summary |= {
+            f"{kind}_runs": runs, f"{kind}_events_per_s": statistics.median(runs),
+            f"{kind}_multiples": over, f"{kind}_multiple": statistics.median(over),
+            f"{kind}_shares": shares, f"{kind}_share": statistics.median(shares),
+        }  # fmt: skip
+    return summary
 
 
 LONE_EVENTS: Final = 200_000  # one tenant's log for a REBUILD that runs on its own
@@ -403,9 +531,6 @@ async def queryable_latency(url: str, token: str, probes: int, writers: int) -> 
             "p99_ms": round(percentile(latencies, 99), 1)}  # fmt: skip
 
 
-WORKER_PROCESSES: Final = os.cpu_count() or 1
-
-
 def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any]:
     """REBUILD and VERIFY of `events` events over 20 traces and 10 tenants."""
     port = free_port()
@@ -438,6 +563,12 @@ def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any
         multiples = [round(r["events_per_s"] / r["floor_events_per_s"], 2) for r in rounds]
         print(f"  database write floor: {floor:.0f} ev/s; REBUILD over the floor of its "
               f"round: {multiples}", flush=True)  # fmt: skip
+        bulk = _bulk_floor(rounds)
+        for kind, what in (("bulk_floor", "bulk-design floor"),
+                           ("bulk_log_floor", "... with the log shipped")):  # fmt: skip
+            print(f"  {what}: {bulk[f'{kind}_events_per_s']} ev/s, "
+                  f"{bulk[f'{kind}_multiples']} x the write floor; REBUILD "
+                  f"{bulk[f'{kind}_shares']}% of it", flush=True)  # fmt: skip
         latency = asyncio.run(queryable_latency(url, token, probes=100, writers=4))
         print(
             f"  ingest -> queryable: p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms",
@@ -459,4 +590,4 @@ def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any
             "write_floor_share": round(statistics.median(
                 r["floor_events_per_s"] / r["floor_raw_rows_per_s"] * 100 for r in rounds), 1),
             "floor_multiples": multiples,
-            "floor_multiple": statistics.median(multiples)}  # fmt: skip
+            "floor_multiple": statistics.median(multiples)} | _bulk_floor(rounds)  # fmt: skip

@@ -447,7 +447,31 @@ def _floor(projection: dict[str, Any]) -> list[str]:
         "the raw read rate (each paired with a raw read). REBUILD over the floor of its own "
         f"round: {projection.get('floor_multiples', '?')}, median "
         f"**{projection.get('floor_multiple', '?')}x** (target: 2x; what bounds it is "
-        "below).\n\n"
+        "below).\n\n",
+        *_bulk_floors(projection),
+    ]
+
+
+def _bulk_floors(projection: dict[str, Any]) -> list[str]:
+    """The bulk design's own floors (bench/projection.py bulk_floor), when measured."""
+    if "bulk_floor_events_per_s" not in projection:
+        return []
+    p = projection
+    return [
+        "Bulk-design floors, right after each REBUILD round, on one connection per core: "
+        "PostgreSQL alone writing the round's rows as a REBUILD writes them (binary COPY "
+        "FREEZE from the bench into fresh tables without indexes, the parent's indexes built "
+        "after, the small tables into their indexed partitions; the rows fetched beforehand; "
+        f"rolled back): **{p['bulk_floor_events_per_s']} events/s**, "
+        f"{p['bulk_floor_multiples']} times the write floor of the round (median "
+        f"**{p['bulk_floor_multiple']}x**); REBUILD reached {p['bulk_floor_shares']}% of it "
+        f"(median **{p['bulk_floor_share']}%**). The same with each tenant's log shipped to "
+        "the client first, window by window as a REBUILD reads it, and dropped (the limit "
+        "of any projector outside PostgreSQL: spec 6.2 hashes every payload, so every event "
+        f"is read): **{p['bulk_log_floor_events_per_s']} events/s**, "
+        f"{p['bulk_log_floor_multiples']} times the write floor (median "
+        f"**{p['bulk_log_floor_multiple']}x**); REBUILD reached {p['bulk_log_floor_shares']}% "
+        f"of it (median **{p['bulk_log_floor_share']}%**).\n\n"
     ]
 
 

@@ -461,6 +461,11 @@ COALESCE_BELOW: Final = 64 * 1024
 COALESCE_PAUSE: Final = 0.001
 
 
+def copy_window(tenant: str, low: int, high: int) -> str:
+    """The query of one binary COPY of the events in (low, high], for the native pass."""
+    return _COPY_WINDOW.format(tenant=sql_literal(tenant), low=low, high=high)
+
+
 async def read_window(
     conn: asyncpg.Connection, projector: Projector, tenant: str, low: int, high: int
 ) -> Window:
@@ -474,8 +479,7 @@ async def read_window(
         if len(part) < COALESCE_BELOW:
             await asyncio.sleep(COALESCE_PAUSE)
 
-    query = _COPY_WINDOW.format(tenant=sql_literal(tenant), low=low, high=high)
-    await conn.copy_from_query(query, output=keep, format="binary")
+    await conn.copy_from_query(copy_window(tenant, low, high), output=keep, format="binary")
     return b"".join(parts)
 
 
@@ -553,6 +557,12 @@ async def _fewer_collections() -> AsyncIterator[None]:
             gc.set_threshold(*_threshold_before)
 
 
+def index_on(definition: str, index: str, table: str) -> str:
+    """A parent's index (`pg_get_indexdef`) as `index` on the standalone `table`."""
+    unique = "UNIQUE " if definition.startswith("CREATE UNIQUE") else ""
+    return _ON_PARENT.sub(f"CREATE {unique}INDEX {index} ON {table} ", definition)
+
+
 async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:
     """The parent's indexes on each shadow, two builds at a time (CREATE INDEX takes a
     lock that lets other builds on the same table proceed), then its primary key."""
@@ -564,9 +574,7 @@ async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:
     for shadow in created:
         for n, row in enumerate(_indexes.get(shadow.parent, ())):
             index = f"{shadow.name}_i{n}"
-            unique = "UNIQUE " if row["definition"].startswith("CREATE UNIQUE") else ""
-            own = f"CREATE {unique}INDEX {index} ON {shadow.name} "
-            builds.append(_ON_PARENT.sub(own, row["definition"]))
+            builds.append(index_on(row["definition"], index, shadow.name))
             if row["constraint"]:
                 kind = row["constraint"].split("(")[0].strip()  # PRIMARY KEY / UNIQUE
                 keys.append(
