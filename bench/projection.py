@@ -296,16 +296,17 @@ class _Lean:
 async def _replays(
     http: httpx.AsyncClient, token: str, tenants: list[str], mode: str
 ) -> list[dict[str, Any]]:
-    """Request one run per tenant at once; wait for all; each one's final state."""
+    """Request one run per tenant, one request after another; wait for all; each one's
+    final state. The requests go over the lean client too: the first runs start while the
+    later requests are made, on the same two cores."""
     mutation = f"""mutation {{ requestReplay(projection: ALL, mode: {mode},
         reason: "benchmark") {{ replay {{ replayId }} }} }}"""
-    ids = [
-        (await _gql(http, token, t, mutation))["requestReplay"]["replay"]["replayId"]
-        for t in tenants
-    ]
     lean = await _Lean.open(str(http.base_url).rstrip("/"), token)
     states = []
     try:
+        ids = [
+            (await lean.data(t, mutation))["requestReplay"]["replay"]["replayId"] for t in tenants
+        ]
         for tenant, replay_id in zip(tenants, ids, strict=True):
             while True:  # the span comes from the runs' own timestamps, not from this poll
                 state = (await lean.data(tenant, STATUS, {"id": replay_id}))["replay"]
