@@ -376,7 +376,7 @@ async def _reader(
 async def rebuild_and_verify(
     url: str, token: str, tenants: list[str], events: int, dsn: str
 ) -> dict[str, Any]:
-    """ROUNDS times: REBUILD every tenant (one run each, requested at once), then VERIFY
+    """ROUNDS times: REBUILD every tenant (one run each, requested one after another), then VERIFY
     every tenant while a reader keeps reading the live projection. Each round is followed
     by a raw read of the same rows, and each REBUILD round is bracketed by two runs of the
     write floor, so every ratio compares measurements taken seconds apart on this

@@ -615,7 +615,8 @@ def render(results: dict[str, Any]) -> str:
             "\n## Projections\n",
             _when(projection),
             f"REBUILD (all three projections) of {rebuild['events']} events (10 tenants, 2 traces "
-            "each), one replay per tenant requested at once and run by "
+            "each), one replay per tenant requested one after another (the first runs start "
+            "meanwhile) and run by "
             f"`worker --processes {projection.get('worker_processes', 1)}`, "
             f"timed from the first run's start to the last one's end, {len(rebuild['rounds'])} "
             "rounds: "
