@@ -35,6 +35,19 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
+def busy_core_seconds() -> float:
+    """CPU time the whole machine has spent busy so far (every process: PostgreSQL, Redis,
+    the server, the workers and the bench itself), from /proc/stat; NaN where there is no
+    /proc. Differences of it, around a measured step, are that step's cost in core-seconds
+    on a machine that runs nothing else (10 ms resolution)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

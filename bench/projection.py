@@ -13,10 +13,11 @@ from typing import Any, Final
 import asyncpg
 import httpx
 
-from bench.environment import env_for, free_port, percentile, process
+from bench.environment import busy_core_seconds, env_for, free_port, percentile, process
 from bench.ingest import APPEND, encoded_bodies, event_stream, trace_events
 from bench.load_client import LoadConnection, post_request
 from server.core.envelope import ActorRef, EventEnvelope, SourceRef
+from server.core.native_projection import NativeProjector
 from server.core.validation import validate_envelope
 from server.settings import Settings
 from server.startup import create_key
@@ -36,7 +37,7 @@ def _envelope(e: dict[str, Any]) -> EventEnvelope:
 
 async def seed(settings: Settings, tenant: str, count: int, traces: int = 0) -> None:
     """`count` events through the append path (validated, positioned), not over HTTP:
-    ten-event traces, or `traces` traces of count/traces events each."""
+    ten-event traces, or `traces` traces of count/traces events each; in batches of 1,000."""
     pool = await create_pool(settings.require_database_url, size=2, application_name="bench")
     try:
         log = PostgresEventLog(pool)
@@ -46,8 +47,9 @@ async def seed(settings: Settings, tenant: str, count: int, traces: int = 0) -> 
             )
         else:
             stream = event_stream(tenant)
-        for _ in range(count // 1000):
-            batch = [validate_envelope(_envelope(next(stream))) for _ in range(1000)]
+        for done in range(0, count, 1000):
+            size = min(1000, count - done)
+            batch = [validate_envelope(_envelope(next(stream))) for _ in range(size)]
             await log.append(tenant, batch, "2026-11-21T00:00:00.000000Z")
     finally:
         await pool.close()
@@ -147,7 +149,7 @@ _PARENT_INDEXES: Final = (
 
 async def bulk_floor(
     dsn: str, tenants: list[str], events: int, connections: int, *, ship_log: bool = False
-) -> float:
+) -> tuple[float, float]:
     """Events/s if PostgreSQL alone wrote a REBUILD's rows the way a REBUILD writes them
     (ADR 0014), on `connections` connections at once (one per core, as the worker runs
     REBUILDs): a table of more than SMALL_TABLE rows by binary COPY FREEZE from this client
@@ -158,7 +160,8 @@ async def bulk_floor(
     as the REBUILD reads it (binary COPY in log order, CHUNK events at a time), and is
     dropped: the limit of any projector outside PostgreSQL, which must read every event
     (spec 6.2 hashes each payload). Each connection's tenants are one transaction, rolled
-    back outside the clock, as the write floor is."""
+    back outside the clock, as the write floor is. Events/s, and the core-seconds the
+    machine was busy meanwhile."""
     conns = [await asyncpg.connect(dsn) for _ in range(connections)]
     first = conns[0]
     try:
@@ -205,19 +208,52 @@ async def bulk_floor(
         for conn, transaction in zip(conns, transactions, strict=True):
             await transaction.start()
             await conn.execute(IN_LOG_ORDER)  # as the REBUILD's reader reads
-        started = time.perf_counter()
+        started, busy = time.perf_counter(), busy_core_seconds()
         await asyncio.gather(*(write(conn) for conn in conns))
-        seconds = time.perf_counter() - started
+        seconds, busy = time.perf_counter() - started, busy_core_seconds() - busy
         for transaction in transactions:
             await transaction.rollback()
         partitions = [
             partition_name(t, f"floor-{tenant}") for tenant in tenants for t, _ in _FLOOR_COPIES
         ]
         await first.execute(f"VACUUM {', '.join(partitions)}")  # as write_floor does
-        return events / seconds
+        return events / seconds, busy
     finally:
         for conn in conns:
             await conn.close()
+
+
+async def projection_cpu(dsn: str, tenants: list[str]) -> float:
+    """CPU seconds the native pass alone takes to project the tenants' logs, in this
+    process: the windows (CHUNK events, as a REBUILD reads them) fetched beforehand."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        logs = []
+        for tenant in tenants:
+            end = await log_end(conn, tenant)
+            windows = [
+                await _copy_out(conn, copy_window(tenant, low, min(low + CHUNK, end)))
+                for low in range(0, end, CHUNK)
+            ]
+            logs.append((tenant, windows))
+    finally:
+        await conn.close()
+    started = time.process_time()
+    for tenant, windows in logs:
+        projector = NativeProjector(tenant)
+        for window in windows:
+            projector.feed_copy(window)
+        projector.close()
+    return time.process_time() - started
+
+
+async def job_cpu(http: httpx.AsyncClient, token: str, tenants: list[str]) -> float:
+    """Core-seconds per run of REBUILDs of tenants with a handful of events, requested and
+    awaited as the measured rounds are: what a run costs apart from its events (the
+    request, the job, the run's bookkeeping, its notices), on every process."""
+    busy = busy_core_seconds()
+    await _replays(http, token, tenants, "REBUILD")
+    return (busy_core_seconds() - busy) / len(tenants)
 
 
 async def _copy_out(conn: asyncpg.Connection, query: str) -> bytes:
@@ -333,9 +369,13 @@ def _span(states: list[dict[str, Any]], events: int) -> dict[str, Any]:
             "events_per_s": round(events / seconds)}  # fmt: skip
 
 
-WORKER_PROCESSES: Final = os.cpu_count() or 1
+CORES: Final = os.cpu_count() or 1
+WORKER_PROCESSES: Final = CORES
 ROUNDS: Final = 5  # medians of 5: rounds and floors each vary by a third on these hosts
 READ_HZ: Final = 50  # `trace` reads of the live projection per second during a VERIFY
+
+
+_PER_ROUND: Final = ("floor_", "bulk_", "bound_")  # what a round keeps besides its rate
 
 
 def _paired(runs: list[dict[str, Any]], events: int) -> dict[str, Any]:
@@ -348,7 +388,7 @@ def _paired(runs: list[dict[str, Any]], events: int) -> dict[str, Any]:
         "events": events,
         "rounds": [
             {"events_per_s": run["events_per_s"], "raw_rows_per_s": run["raw_rows_per_s"],
-             "share": share} | {k: v for k, v in run.items() if k.startswith(("floor_", "bulk_"))}
+             "share": share} | {k: v for k, v in run.items() if k.startswith(_PER_ROUND)}
             for run, share in zip(runs, shares, strict=True)
         ],
         "share": statistics.median(shares),
@@ -374,7 +414,7 @@ async def _reader(
 
 
 async def rebuild_and_verify(
-    url: str, token: str, tenants: list[str], events: int, dsn: str
+    url: str, token: str, tenants: list[str], events: int, dsn: str, tiny: list[str]
 ) -> dict[str, Any]:
     """ROUNDS times: REBUILD every tenant (one run each, requested one after another), then VERIFY
     every tenant while a reader keeps reading the live projection. Each round is followed
@@ -394,19 +434,26 @@ async def rebuild_and_verify(
             # then 127k events/s, seconds apart), so a round compared with one run says as
             # much about that run as about the round.
             before_floor = await write_floor(dsn, tenants, events)
+            busy = busy_core_seconds()
             rebuilt = _span(await _replays(http, token, tenants, "REBUILD"), events)
+            busy = busy_core_seconds() - busy
             raw = await raw_read(dsn, tenants)
             after_floor = await write_floor(dsn, tenants, events)
             floor = (before_floor + after_floor) / 2
             floor_raw = await raw_read(dsn, tenants)
-            bulk = await bulk_floor(dsn, tenants, events, WORKER_PROCESSES)
-            shipped = await bulk_floor(dsn, tenants, events, WORKER_PROCESSES, ship_log=True)
+            bulk, _ = await bulk_floor(dsn, tenants, events, CORES)
+            shipped, shipped_busy = await bulk_floor(dsn, tenants, events, CORES, ship_log=True)
+            bound = _inherent(
+                events, len(tenants), shipped_busy, await projection_cpu(dsn, tenants),
+                await job_cpu(http, token, tiny),
+            )  # fmt: skip
             rebuilds.append(rebuilt | {"raw_rows_per_s": round(raw),
                                        "floor_events_per_s": round(floor),
                                        "floor_pair": [round(before_floor), round(after_floor)],
                                        "floor_raw_rows_per_s": round(floor_raw),
                                        "bulk_floor_events_per_s": round(bulk),
-                                       "bulk_log_floor_events_per_s": round(shipped)})  # fmt: skip
+                                       "bulk_log_floor_events_per_s": round(shipped),
+                                       "bound_rebuild_cpu_s": round(busy, 3)} | bound)  # fmt: skip
             after = [await _digests(http, token, t, per_tenant) for t in tenants]
             assert [b["digests"] for b in before] == [a["digests"] for a in after], (
                 "REBUILD changed a digest"
@@ -433,6 +480,40 @@ async def rebuild_and_verify(
             "digests_identical": True}  # fmt: skip
 
 
+def _inherent(
+    events: int, runs: int, ceiling: float, projecting: float, per_run: float
+) -> dict[str, Any]:
+    """What a REBUILD round of this design cannot do without, in core-seconds: the ceiling
+    above (PostgreSQL reading the log to a client and bulk-writing the rows), the native
+    pass projecting every event, and each run's request and job; and the rate it would
+    reach with all of that on every core and nothing else."""
+    total = ceiling + projecting + runs * per_run
+    design = ceiling + projecting  # no cost per run at all
+    return {"bound_ceiling_cpu_s": round(ceiling, 3),
+            "bound_design_events_per_s": round(events / (design / CORES)),
+            "bound_projection_cpu_s": round(projecting, 3),
+            "bound_job_cpu_ms_per_run": round(per_run * 1000, 1), "bound_cpu_s": round(total, 3),
+            "bound_events_per_s": round(events / (total / CORES))}  # fmt: skip
+
+
+def _bound(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The inherent bound of each round over its write floor, and the REBUILD's CPU over
+    the bound's (what the implementation adds to what the design needs)."""
+    over = [round(r["bound_events_per_s"] / r["floor_events_per_s"], 2) for r in rounds]
+    design = [round(r["bound_design_events_per_s"] / r["floor_events_per_s"], 2) for r in rounds]
+    spent = [round(r["bound_rebuild_cpu_s"] / r["bound_cpu_s"], 2) for r in rounds]
+    medians = {
+        key: statistics.median(r[key] for r in rounds)
+        for key in ("bound_ceiling_cpu_s", "bound_projection_cpu_s", "bound_job_cpu_ms_per_run",
+                    "bound_cpu_s", "bound_rebuild_cpu_s", "bound_events_per_s")
+    }  # fmt: skip
+    return medians | {
+        "bound_multiples": over, "bound_multiple": statistics.median(over),
+        "bound_design_multiples": design, "bound_design_multiple": statistics.median(design),
+        "bound_cpu_over": spent, "bound_cpu_over_median": statistics.median(spent),
+    }  # fmt: skip
+
+
 def _bulk_floor(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The bulk-design floors of each REBUILD round (without and with the log shipped):
     over the round's write floor, and the REBUILD's share of each."""
@@ -451,6 +532,7 @@ def _bulk_floor(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 LONE_EVENTS: Final = 200_000  # one tenant's log for a REBUILD that runs on its own
 LONE_ROUNDS: Final = 3
+TINY_EVENTS: Final = 10  # a tenant whose REBUILD costs little but the run itself
 
 
 async def lone_rebuild(url: str, token: str, tenant: str, dsn: str) -> dict[str, Any]:
@@ -546,6 +628,9 @@ def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any
         asyncio.run(seed(settings, tenant, events // len(tenants), traces=2))
     lone = f"lone-{run}"
     asyncio.run(seed(settings, lone, LONE_EVENTS, traces=LONE_EVENTS // 10_000))
+    tiny = [f"tiny-{run}-{n}" for n in range(len(tenants))]  # a run's cost apart from events
+    for tenant in tiny:
+        asyncio.run(seed(settings, tenant, TINY_EVENTS))
     raw = asyncio.run(raw_read(settings.require_database_url, tenants))
     print(f"  raw read: {raw:.0f} rows/s", flush=True)
     env = env_for(settings, DG_HTTP_PORT=str(port), DG_READ_WAIT_SECONDS="600")
@@ -554,8 +639,9 @@ def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any
     workers = ["worker", "--processes", str(WORKER_PROCESSES)]
     dsn = settings.require_database_url
     with process(["serve"], env, ready_url=f"{url}/healthz"), process(workers, env):
-        asyncio.run(caught_up(url, token, lone, LONE_EVENTS))  # no catch-up under the clock
-        runs = asyncio.run(rebuild_and_verify(url, token, tenants, events, dsn))
+        for tenant, count in [(lone, LONE_EVENTS)] + [(t, TINY_EVENTS) for t in tiny]:
+            asyncio.run(caught_up(url, token, tenant, count))  # no catch-up under the clock
+        runs = asyncio.run(rebuild_and_verify(url, token, tenants, events, dsn, tiny))
         rebuilt, verified = runs["rebuild"], runs["verify"]
         print(f"  rebuild: {rebuilt['events_per_s']} ev/s, {rebuilt['share']}% of the raw read "
               f"(rounds: {[r['share'] for r in rebuilt['rounds']]})", flush=True)  # fmt: skip
@@ -572,6 +658,14 @@ def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any
             print(f"  {what}: {bulk[f'{kind}_events_per_s']} ev/s, "
                   f"{bulk[f'{kind}_multiples']} x the write floor; REBUILD "
                   f"{bulk[f'{kind}_shares']}% of it", flush=True)  # fmt: skip
+        bound = _bound(rounds)
+        print(
+            f"  inherent bound (ceiling {bound['bound_ceiling_cpu_s']} + projection "
+            f"{bound['bound_projection_cpu_s']} core-s + {bound['bound_job_cpu_ms_per_run']} "
+            f"ms a run): {bound['bound_events_per_s']} ev/s, {bound['bound_multiples']} x the "
+            f"write floor; REBUILD spent {bound['bound_cpu_over']} x its CPU",
+            flush=True,
+        )
         latency = asyncio.run(queryable_latency(url, token, probes=100, writers=4))
         print(
             f"  ingest -> queryable: p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms",
@@ -593,4 +687,4 @@ def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any
             "write_floor_share": round(statistics.median(
                 r["floor_events_per_s"] / r["floor_raw_rows_per_s"] * 100 for r in rounds), 1),
             "floor_multiples": multiples,
-            "floor_multiple": statistics.median(multiples)} | bulk  # fmt: skip
+            "floor_multiple": statistics.median(multiples)} | bulk | bound  # fmt: skip

@@ -505,6 +505,7 @@ def _floor(projection: dict[str, Any]) -> list[str]:
         f"**{projection.get('floor_multiple', '?')}x** (target: 2x; what bounds it is "
         "below).\n\n",
         *_bulk_floors(projection),
+        *_inherent_bound(projection),
     ]
 
 
@@ -528,6 +529,31 @@ def _bulk_floors(projection: dict[str, Any]) -> list[str]:
         f"{p['bulk_log_floor_multiples']} times the write floor (median "
         f"**{p['bulk_log_floor_multiple']}x**); REBUILD reached {p['bulk_log_floor_shares']}% "
         f"of it (median **{p['bulk_log_floor_share']}%**).\n\n"
+    ]
+
+
+def _inherent_bound(projection: dict[str, Any]) -> list[str]:
+    """What the design and a run's fixed cost allow (bench/projection.py _inherent)."""
+    if "bound_events_per_s" not in projection:
+        return []
+    p = projection
+    return [
+        "The bound of each round, from the CPU the machine spent (/proc/stat, every process) "
+        "on what a REBUILD cannot skip: the ceiling above "
+        f"({p['bound_ceiling_cpu_s']} core-s in the median round for the 100k events), the "
+        f"native pass projecting them alone ({p['bound_projection_cpu_s']} core-s, one core, "
+        "the windows fetched beforehand) and each run's cost apart from its events, measured "
+        "as REBUILDs of ten tenants of ten events requested and awaited like the measured "
+        f"ones ({p['bound_job_cpu_ms_per_run']} ms a run: the request, the job, the run's "
+        "bookkeeping and notices, its setup and a swap with nothing to exchange). With all "
+        "of it spread over every core and nothing else: "
+        f"**{p['bound_events_per_s']} events/s**, {p['bound_multiples']} times the write "
+        f"floor (median **{p['bound_multiple']}x**); without any cost per run, "
+        f"{p.get('bound_design_multiples')} (median **{p.get('bound_design_multiple')}x**). "
+        f"The REBUILD used {p['bound_cpu_over']} "
+        f"times that CPU (median **{p['bound_cpu_over_median']}x**; "
+        f"{p['bound_rebuild_cpu_s']} core-s in the median round, from its first request to "
+        "its last answer).\n\n"
     ]
 
 
