@@ -107,12 +107,12 @@ async def run_replay(
     async with replays.run_lock(replay_id) as held:
         if not held:
             return None
-        record = await replays.get(replay_id)
+        # RUNNING at once unless it has ended or been cancelled (then it is left as it is).
+        record = await replays.start(replay_id)
         if record is None or record.status in TERMINAL:
             return record
         if record.cancel_requested:
             return await _end(replays, publisher, record, CANCELLED)
-        record = await replays.start(replay_id)
         await publisher.replay_changed(record.tenant_id, record.last_log_seq)
         try:
             if record.mode == VERIFY:
@@ -236,28 +236,38 @@ async def _rebuild(
         flows = await projections.rebuild_workflows(tenant)
         if flows.failure is not None:
             raise flows.failure.error
-        record = await _reached(replays, publisher, record, flows.cursors[WORKFLOWS])
+        # The spec part's phase with the workflow part's position: a run resumed after
+        # this commit starts with the spec part.
+        then = {"phase": PROJECTING} if spec else {}
+        record = await _reached(replays, publisher, record, flows.cursors[WORKFLOWS], **then)
         if record.cancel_requested:
             return await _end(replays, publisher, record, CANCELLED)
     if spec:
-        record = await replays.update(record.replay_id, phase=PROJECTING)
+        if record.phase != PROJECTING:
+            record = await replays.update(record.replay_id, phase=PROJECTING)
         outcome = await projections.rebuild(tenant, spec, _progress(replays, publisher, record))
         _log.info("replay %s: %s pass", record.replay_id, _pass(outcome.native))
         if outcome.cancelled:
             return await _end(replays, publisher, record, CANCELLED)
         cursors = await projections.cursors(tenant)
-        record = await _reached(replays, publisher, record, min(cursors[n] for n in names))
+        position = min(cursors[n] for n in names)
         if outcome.failure is not None:
+            await _reached(replays, publisher, record, position)
             raise outcome.failure.error
+        await publisher.health_changed(tenant, position)  # as _reached, with the end's write
+        return await _end(
+            replays, publisher, record, COMPLETED, processed_events=position, last_log_seq=position
+        )
     return await _end(replays, publisher, record, COMPLETED)
 
 
 async def _reached(
-    replays: Replays, publisher: Publisher, record: ReplayRecord, position: int
+    replays: Replays, publisher: Publisher, record: ReplayRecord, position: int, **fields: object
 ) -> ReplayRecord:
-    """A REBUILD part committed up to `position`: the run says so, and readers hear of it."""
+    """A REBUILD part committed up to `position`: the run says so (with `fields`), and
+    readers hear of it."""
     record = await replays.update(
-        record.replay_id, processed_events=position, last_log_seq=position
+        record.replay_id, processed_events=position, last_log_seq=position, **fields
     )
     await publisher.health_changed(record.tenant_id, position)
     return record

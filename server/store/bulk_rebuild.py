@@ -37,9 +37,10 @@ from server.core.native_projection import COPY_COLUMNS, NativeProjector
 from server.core.precedent import PolicyEvalRow, PrecedentRow
 from server.core.trace_summary import SummaryRow
 from server.core.value import Value
-from server.store.event_log import FACT_COLUMNS, IN_LOG_ORDER, row_to_facts
+from server.store.event_log import FACT_COLUMNS, row_to_facts
 from server.store.partitions import partition_name, sql_literal
 from server.store.projection_writer import (
+    lock_projections,
     record_failure,
     restart_at,
     row_columns,
@@ -67,6 +68,16 @@ COPY_ROWS: Final = 10_000
 # again: well below deadlock_timeout (1 s), so that in a lock cycle with another scope's
 # catch-up it is always the swap that steps back.
 _LOCK_TIMEOUT: Final = "100ms"
+# A try's savepoint (_lock_patiently): rolled back and gone after a timeout, released (its
+# locks kept by the swap's transaction) after a success.
+_SAVEPOINT: Final = "SAVEPOINT dg_swap_locks"
+_GIVE_UP_LOCKS: Final = "ROLLBACK TO SAVEPOINT dg_swap_locks; RELEASE SAVEPOINT dg_swap_locks"
+_KEEP_LOCKS: Final = "RELEASE SAVEPOINT dg_swap_locks"
+# _ASYNC_COMMIT and IN_LOG_ORDER (event_log.py) as set_config(..., true), which is SET LOCAL,
+# for lock_projections to take in the same statement.
+_SWAP_SETTINGS: Final = (
+    ", set_config('synchronous_commit', 'off', true), set_config('enable_sort', 'off', true)"
+)
 # A digest holds its scope's partitions share-locked from its snapshot to its last row
 # (it must not straddle that scope's swap; store/projection_reads.py), and a VERIFY digests
 # the live rows of a large tenant for many seconds: a swap of the same tenant waits that
@@ -608,23 +619,21 @@ async def swap(
     The projections' advisory locks keep incremental catch-up of this scope out from
     here to the commit; parents are locked only for the writes and DDL at the end.
     """
-    await conn.execute(_ASYNC_COMMIT)
-    for projection in sorted(projections):
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", tenant, projection
-        )
+    # Asynchronous commit (_ASYNC_COMMIT) and the tail read in log order (IN_LOG_ORDER)
+    # for the transaction, with the locks: one round trip.
+    await lock_projections(conn, tenant, projections, also=_SWAP_SETTINGS)
     end = await log_end(conn, tenant)
     position = max(projector.cursors.values(), default=0)
     if projector.failure is None and position < end:
-        await conn.execute(IN_LOG_ORDER)
         window = await read_window(conn, projector, tenant, position, end)
         await copy(conn, tables, _project(projector, window))
     await copy(conn, tables, projector.close(), final=True)
     shadowed = [shadow for shadow in tables if shadow.created]
     in_place = [shadow for shadow in tables if not shadow.created]
-    await _lock_patiently(conn, shadowed, in_place)
-    for shadow in in_place:  # a small table: its new rows replace the old in place
-        await conn.execute(f"DELETE FROM {shadow.partition}")
+    # A small table's new rows replace the old in place: emptied here, with the locks.
+    emptied = [f"DELETE FROM {shadow.partition}" for shadow in in_place]
+    await _lock_patiently(conn, shadowed, in_place, emptied)
+    for shadow in in_place:
         await shadow.write(conn, shadow.partition)
     if shadowed:
         await _exchange(conn, shadowed)
@@ -657,20 +666,27 @@ def _locks(shadowed: Sequence[Shadow], in_place: Sequence[Shadow]) -> list[str]:
 
 
 async def _lock_patiently(
-    conn: asyncpg.Connection, shadowed: Sequence[Shadow], in_place: Sequence[Shadow]
+    conn: asyncpg.Connection,
+    shadowed: Sequence[Shadow],
+    in_place: Sequence[Shadow],
+    then: Sequence[str],
 ) -> None:
     """_locks, each try in a savepoint bounded by _LOCK_TIMEOUT, for SWAP_PATIENCE: a try
-    that times out lets go of everything it took, so it never blocks anyone meanwhile."""
+    that times out lets go of everything it took, so it never blocks anyone meanwhile.
+    Then the statements `then`, which need the locks. One round trip a try, one after."""
     deadline = time.monotonic() + SWAP_PATIENCE
     tries = 0
-    statements = ";\n".join(_locks(shadowed, in_place))
+    # Savepoint statements of our own rather than a nested asyncpg transaction: they go
+    # with the locks in one simple query (a try was five round trips).
+    statements = ";\n".join(
+        [_SAVEPOINT, f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'", *_locks(shadowed, in_place)]
+    )
     while True:
         try:
-            async with conn.transaction():  # a savepoint: a lock timeout retries only this
-                await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
-                await conn.execute(statements)
+            await conn.execute(statements)
             break
         except asyncpg.LockNotAvailableError:
+            await conn.execute(_GIVE_UP_LOCKS)
             tries += 1
             if time.monotonic() >= deadline:
                 raise storage(
@@ -680,7 +696,7 @@ async def _lock_patiently(
                 ) from None
             await asyncio.sleep(min(0.02 * tries, 1.0))
     # Every lock is held now; the rest must not give up on a short timeout.
-    await conn.execute("SET LOCAL lock_timeout TO DEFAULT")
+    await conn.execute(";\n".join([_KEEP_LOCKS, "SET LOCAL lock_timeout TO DEFAULT", *then]))
 
 
 async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:

@@ -182,6 +182,15 @@ _SAVE_CURSORS: Final = """
     ON CONFLICT (scope, projection) DO UPDATE
     SET last_log_seq = EXCLUDED.last_log_seq, updated_at = now()
 """
+# restart_at in one round trip: every part of a statement sees the same snapshot, and the
+# three touch different tables.
+_RESTART_AT: Final = f"""
+    WITH failures AS (
+        DELETE FROM dg_projection_failures WHERE scope = $1 AND projection = ANY($2::text[])
+    ), digests AS (
+        DELETE FROM dg_projection_digests WHERE scope = $1 AND projection = ANY($2::text[])
+    ) {_SAVE_CURSORS}
+"""
 _RECORD_FAILURE: Final = """
     INSERT INTO dg_projection_failures (scope, projection, log_seq, event_id, trace_id,
                                         error_code, error_message)
@@ -197,6 +206,9 @@ _RESOLVE_FAILURES: Final = """
     WHERE f.scope = $1 AND f.projection = c.projection AND f.status = 'open'
       AND f.log_seq <= c.cursor
 """
+
+# Both in one statement (they touch different tables, on the same arguments).
+_SAVE_CURSORS_RESOLVING: Final = f"WITH resolved AS ({_RESOLVE_FAILURES}) {_SAVE_CURSORS}"
 
 
 async def catch_up_batch(
@@ -280,9 +292,7 @@ async def _write(conn: asyncpg.Connection, scope: str, out: BatchOutput) -> None
         rows = [row for trace_rows in out.precedents.values() for row in trace_rows]
         await _insert(conn, _PRECEDENTS, scope, rows)
     names = sorted(out.cursors)
-    positions = [out.cursors[name] for name in names]
-    await conn.execute(_SAVE_CURSORS, scope, names, positions)
-    await conn.execute(_RESOLVE_FAILURES, scope, names, positions)
+    await save_cursors(conn, scope, out.cursors, resolve=True)
     if out.failure is not None:
         failed = out.failure.event
         behind = [name for name in names if out.cursors[name] < failed.log_seq]
@@ -323,23 +333,20 @@ async def restart_at(conn: asyncpg.Connection, scope: str, cursors: Mapping[str,
     """Projections whose rows were replaced whole (a reset, a swapped-in rebuild): their
     failures and cached digests are forgotten and their cursors set."""
     names = sorted(cursors)
-    for table in ("dg_projection_failures", "dg_projection_digests"):
-        await conn.execute(
-            f"DELETE FROM {table} WHERE scope = $1 AND projection = ANY($2::text[])",
-            scope,
-            names,
-        )
-    await conn.execute(_SAVE_CURSORS, scope, names, [cursors[name] for name in names])
+    await conn.execute(_RESTART_AT, scope, names, [cursors[name] for name in names])
 
 
 async def lock_projections(
-    conn: asyncpg.Connection, scope: str, projections: Sequence[str]
+    conn: asyncpg.Connection, scope: str, projections: Sequence[str], *, also: str = ""
 ) -> None:
-    """Wait for the transaction-scoped locks of these projections (used by resets)."""
-    for projection in sorted(projections):
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", scope, projection
-        )
+    """Wait for the transaction-scoped locks of these projections, in name order, in one
+    round trip; `also`: more of the select list (a set_config, say), evaluated with them."""
+    await conn.execute(
+        f"SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || p, 0)){also} "
+        "FROM unnest($2::text[]) AS p",
+        scope,
+        sorted(projections),
+    )
 
 
 async def record_failure(
@@ -362,7 +369,11 @@ async def record_failure(
     )
 
 
-async def resolve_failures(
-    conn: asyncpg.Connection, scope: str, projection: str, cursor: int
+async def save_cursors(
+    conn: asyncpg.Connection, scope: str, cursors: Mapping[str, int], *, resolve: bool
 ) -> None:
-    await conn.execute(_RESOLVE_FAILURES, scope, [projection], [cursor])
+    """A batch's cursors and, with `resolve`, the open failures they have passed marked
+    resolved: one round trip."""
+    names = sorted(cursors)
+    statement = _SAVE_CURSORS_RESOLVING if resolve else _SAVE_CURSORS
+    await conn.execute(statement, scope, names, [cursors[name] for name in names])

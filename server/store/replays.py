@@ -150,16 +150,19 @@ class PostgresReplays:
             )
         return _record(row)
 
-    async def start(self, replay_id: str) -> ReplayRecord:
+    async def start(self, replay_id: str) -> ReplayRecord | None:
+        """The run RUNNING, if it is still active and no cancel came first; else as it is
+        (None if there is no such run). One round trip when it starts."""
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
                 f"""UPDATE dg_replays SET status = 'RUNNING', heartbeat_at = now(),
                         started_at = coalesce(started_at, now())
-                    WHERE replay_id = $1 AND status = ANY($2::text[]) RETURNING {_COLUMNS}""",
+                    WHERE replay_id = $1 AND status = ANY($2::text[]) AND NOT cancel_requested
+                    RETURNING {_COLUMNS}""",
                 replay_id,
                 list(ACTIVE),
             )
-        return _record(row) if row else await self._must(replay_id)
+        return _record(row) if row else await self.get(replay_id)
 
     async def finish(self, replay_id: str, status: str, **fields: Any) -> ReplayRecord:
         return await self.update(
@@ -220,8 +223,3 @@ class PostgresReplays:
             finally:
                 if held and not conn.is_closed():
                     await conn.execute(f"SELECT pg_advisory_unlock({_RUN_LOCK})", replay_id)
-
-    async def _must(self, replay_id: str) -> ReplayRecord:
-        record = await self.get(replay_id)
-        assert record is not None, replay_id
-        return record

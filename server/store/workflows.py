@@ -51,17 +51,14 @@ from server.core.workflow import (
 )
 from server.store.database import translated
 from server.store.event_log import EVENT_COLUMNS, row_to_event
-from server.store.projection_writer import record_failure, resolve_failures
+from server.store.partitions import sql_literal
+from server.store.projection_writer import record_failure, save_cursors
 
 _LOCK_TRY: Final = "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || ':workflows', 0))"
 _LOCK_WAIT: Final = "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':workflows', 0))"
+_WORKFLOW_TABLES: Final = ("dg_workflow_items", "dg_workflow_actions", "dg_workflow_notifications")
 _CURSOR: Final = """SELECT last_log_seq FROM dg_projection_cursors
                     WHERE scope = $1 AND projection = 'workflows'"""
-_SAVE_CURSOR: Final = """
-    INSERT INTO dg_projection_cursors (scope, projection, last_log_seq, updated_at)
-    VALUES ($1, 'workflows', $2, now())
-    ON CONFLICT (scope, projection) DO UPDATE SET last_log_seq = $2, updated_at = now()
-"""
 # The decision events of a window, one range of the log's (tenant, type, position) index
 # per type, merged. Asked as one `event_type = ANY(...)` filter, PostgreSQL (no statistics
 # on tenant columns, ADR 0007) walked the window by the primary key and threw away every
@@ -121,7 +118,11 @@ _JOURNAL_HAS_KEY: Final = (
     "SELECT 1 FROM dg_workflow_journal WHERE tenant_id = $1 AND dedupe_key = $2"
 )
 _NEXT_SEQ: Final = "SELECT coalesce(max(seq), 0) FROM dg_workflow_actions WHERE scope = $1"
-_TAIL: Final = "SELECT last_log_seq FROM dg_tenants WHERE tenant_id = $1"
+# A batch's start (the scope's cursor) and the log's end, in one round trip.
+_CURSOR_AND_TAIL: Final = f"""
+    SELECT coalesce(({_CURSOR}), 0)::int8,
+           coalesce((SELECT last_log_seq FROM dg_tenants WHERE tenant_id = $2), 0)::int8
+"""
 _INSERT_JOURNAL: Final = """
     INSERT INTO dg_workflow_journal (tenant_id, position, kind, workflow_id, actor_id,
         actor_type, actor_account_id, input_json, at, dedupe_key)
@@ -172,6 +173,8 @@ def _sla(item: WorkflowItem) -> datetime | None:
 async def _load_items(
     conn: asyncpg.Connection, scope: str, ids: Sequence[str]
 ) -> dict[str, WorkflowItem]:
+    if not ids:  # most batches touch no workflow: no round trip for nothing
+        return {}
     rows = await conn.fetch(_ITEMS, scope, list(ids))
     items = [item_from_dict(json.loads(r["item_json"])) for r in rows]
     return {i.workflow_id: i for i in items}
@@ -230,6 +233,8 @@ async def _write(conn: asyncpg.Connection, scope: str, result: FoldResult) -> in
 async def _trace_infos(
     conn: asyncpg.Connection, tenant_id: str, trace_ids: Sequence[str]
 ) -> dict[str, TraceInfo]:
+    if not trace_ids:
+        return {}
     rows = await conn.fetch(_STARTS, tenant_id, sorted(set(trace_ids)))
     infos = {}
     for row in rows:
@@ -266,8 +271,7 @@ class PostgresWorkflows:
         event) in one transaction, so that readers, and a worker killed on the way, see
         the old projection or the new one, never a half-built one. One report for it all."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(_LOCK_WAIT, tenant_id)
-            await self._clear(conn, tenant_id)
+            await self._lock_and_clear(conn, tenant_id)
             applied = 0
             while True:
                 report = await self._batch(conn, tenant_id, tenant_id, None)
@@ -279,8 +283,7 @@ class PostgresWorkflows:
         self, conn: asyncpg.Connection, tenant_id: str, scope: str, until: int | None
     ) -> BatchReport:
         """One batch inside the caller's transaction, which holds the scope's lock."""
-        cursor = int(await conn.fetchval(_CURSOR, scope) or 0)
-        tail = int(await conn.fetchval(_TAIL, tenant_id) or 0)
+        cursor, tail = await conn.fetchrow(_CURSOR_AND_TAIL, scope, tenant_id)
         end = tail if until is None else min(tail, until)
         if end <= cursor:
             return BatchReport((WORKFLOWS,), 0, {WORKFLOWS: cursor}, more=False)
@@ -302,23 +305,27 @@ class PostgresWorkflows:
         infos = await _trace_infos(conn, tenant_id, [target_trace(e) for e in events])
         result = fold(items, events, entries, infos)
         await _write(conn, scope, result)
-        await conn.execute(_SAVE_CURSOR, scope, reached)
-        if failure is None:
-            await resolve_failures(conn, scope, WORKFLOWS, reached)
+        await save_cursors(conn, scope, {WORKFLOWS: reached}, resolve=failure is None)
         return BatchReport((WORKFLOWS,), reached - cursor, {WORKFLOWS: reached}, more, failure)
 
     async def reset(self, scope: str) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(_LOCK_WAIT, scope)
-            await self._clear(conn, scope)
+            await self._lock_and_clear(conn, scope)
 
     @staticmethod
-    async def _clear(conn: asyncpg.Connection, scope: str) -> None:
-        for table in ("dg_workflow_items", "dg_workflow_actions", "dg_workflow_notifications"):
-            await conn.execute(f"DELETE FROM {table} WHERE scope = $1", scope)
+    async def _lock_and_clear(conn: asyncpg.Connection, scope: str) -> None:
+        """Inside the caller's transaction: the scope's lock, then its rows and cursor gone,
+        in one round trip (each costs both processes more than these statements do)."""
+        literal = sql_literal(scope)
         await conn.execute(
-            "DELETE FROM dg_projection_cursors WHERE scope = $1 AND projection = 'workflows'",
-            scope,
+            ";\n".join(
+                [
+                    _LOCK_WAIT.replace("$1", literal),
+                    *(f"DELETE FROM {table} WHERE scope = {literal}" for table in _WORKFLOW_TABLES),
+                    f"DELETE FROM dg_projection_cursors WHERE scope = {literal} "
+                    "AND projection = 'workflows'",
+                ]
+            )
         )
 
     async def drop_scope(self, scope: str) -> None:
