@@ -186,12 +186,13 @@ _COPY_WINDOW: Final = (
 _COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _COPY_TRAILER: Final = b"\xff\xff"
 _LOG_END: Final = "SELECT coalesce(max(last_log_seq), 0) FROM dg_tenants WHERE tenant_id = $1"
+# The parents' names as text[] (projection_writer.py says why: not regclass[]).
 _INDEXES: Final = """
     SELECT i.indrelid::regclass::text AS parent, pg_get_indexdef(i.indexrelid) AS definition,
            pg_get_constraintdef(c.oid) AS constraint
     FROM pg_index i
     LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
-    WHERE i.indrelid = ANY($1::regclass[]) ORDER BY i.indexrelid
+    WHERE i.indrelid = ANY($1::text[]::regclass[]) ORDER BY i.indexrelid
 """
 _ON_PARENT: Final = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ ")
 # A parent's columns as a CREATE TABLE lists them (type, collation, NOT NULL, default), in

