@@ -114,6 +114,9 @@ class Shadow:
     held: list[tuple[Any, ...]] = field(default_factory=list)  # rows not written yet
     held_copy: list[bytes] = field(default_factory=list)  # ... and as COPY tuples
     held_copy_rows: int = 0
+    # ALTER TABLEs making the parent's constraints of its built indexes: the swap runs them
+    # with the exchange (catalog changes only), no transaction of their own.
+    keys: list[str] = field(default_factory=list)
 
     @property
     def partition(self) -> str:
@@ -577,33 +580,32 @@ def index_on(definition: str, index: str, table: str) -> str:
 
 async def build_indexes(pool: asyncpg.Pool, tables: Sequence[Shadow]) -> None:
     """The parent's indexes on each shadow, two builds at a time (CREATE INDEX takes a
-    lock that lets other builds on the same table proceed), then its primary key."""
+    lock that lets other builds on the same table proceed); its primary key follows in
+    the swap (Shadow.keys)."""
     builds: list[str] = []
-    keys: list[str] = []
     created = [shadow for shadow in tables if shadow.created]
     if not created:
         return
     for shadow in created:
+        shadow.keys = []
         for n, row in enumerate(_indexes.get(shadow.parent, ())):
             index = f"{shadow.name}_i{n}"
             builds.append(index_on(row["definition"], index, shadow.name))
             if row["constraint"]:
                 kind = row["constraint"].split("(")[0].strip()  # PRIMARY KEY / UNIQUE
-                keys.append(
+                shadow.keys.append(
                     f"ALTER TABLE {shadow.name} ADD CONSTRAINT {index} {kind} USING INDEX {index}"
                 )
     pending = list(reversed(builds))
 
     async def builder() -> None:
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(_ASYNC_COMMIT)
+            settings = f"{_ASYNC_COMMIT};\n"  # with the first build: one round trip less
             while pending:
-                await conn.execute(pending.pop())
+                await conn.execute(settings + pending.pop())
+                settings = ""
 
     await asyncio.gather(builder(), builder())
-    if keys:
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(";\n".join([_ASYNC_COMMIT, *keys]))  # one round trip
 
 
 async def swap(
@@ -707,6 +709,7 @@ async def _exchange(conn: asyncpg.Connection, tables: Sequence[Shadow]) -> None:
     statements = []
     for shadow in sorted(tables, key=lambda s: s.parent):
         statements += [
+            *shadow.keys,
             f"DROP TABLE {shadow.partition}",  # detaches it too: one catalog change less
             f"ALTER TABLE {shadow.parent} ATTACH PARTITION {shadow.name} "
             f"FOR VALUES IN ({sql_literal(shadow.scope)})",
