@@ -412,6 +412,51 @@ best on this machine, paired with every round (`bulk_floor` in bench/projection.
 - Changed in the bench: REBUILD and VERIFY requests go over the lean client, like the
   status polls (httpx cost ~1.5 ms of the bench's CPU a request on the cores the first
   runs use).
+
+Tenth session of 2026-12-06 (the 2-core AMD EPYC host; it ran ~30% faster in the recorded
+run than an hour before it). The ceiling says what PostgreSQL's part of the design can
+reach; the bench now also says what a REBUILD as a whole could reach, from the CPU the
+whole machine spends (/proc/stat, every process), per round:
+
+- The bound: the ceiling's CPU (PostgreSQL reading the log to a client and bulk-writing
+  the rows), the native pass projecting every event alone (in the bench's process, the
+  windows fetched beforehand), and each run's cost apart from its events (REBUILDs of ten
+  ten-event tenants, requested and awaited like the measured ones), all spread over both
+  cores with no idle moment. Recorded run: 1.73-2.25x the write floor, median 2.03x;
+  with no cost per run at all 2.12-2.88x, median 2.51x. The REBUILD reached 1.57-1.71x
+  (median 1.69x, the best median on this host so far): 71-98% of its bound (median
+  78%), using 0.98-1.34 times the bound's CPU, both cores busy ~95% of its span.
+  Twice the floor is at the bound itself here: only a REBUILD that spends nothing beyond
+  the ceiling, the pass and today's per-run cost would meet it, in three rounds of five.
+- The per-run cost was the largest part of the bound this repository owns (30 ms a run
+  in the first measurement, 0.3 core-s of a round's ~1.5). It is mostly round trips,
+  which cost far more than the statements they carry on this VM: a bare `SELECT $1` is
+  ~40 us of PostgreSQL and ~130 us of the client, most of it kernel time in the send
+  that wakes the other side (py-spy: 59% of a worker's CPU in `socket.send` during
+  small REBUILDs). Cut, without changing what any run does: the projection locks and the
+  swap's settings in one statement (`set_config(..., true)`, as catch-up batches did);
+  the swap's savepoint, lock timeout and locks in one simple query per try, and its
+  release with the in-place deletes in one more (five and five round trips before);
+  `restart_at` and a batch's cursors with their resolved failures as one statement each
+  (data-modifying CTEs over different tables); the workflow lock and clear in one
+  query, a batch's cursor and log end in one, no query for an empty id list; a run
+  started without a get first, its workflow part's position written with the spec
+  part's phase, its end with its position; primary keys made in the swap's exchange
+  instead of a transaction of their own, asynchronous commit sent with each builder's
+  first index. Database round trips per run (statement log): a 10-event tenant 61 -> 34,
+  a 10,000-event tenant 92 -> 62. Per-run cost (interleaved with the old code, 50 tiny
+  REBUILDs a round): 19.2-19.9 -> 15.4-16.9 ms; in the bench 24-31 -> 17-25 ms.
+- asyncpg has its own codecs for `text[]` and `oid[]` only and learns any other array
+  type with a catalog query on each connection's first use of it (~5 ms of PostgreSQL
+  planning it): the cursors went as `bigint[]` and the parents' names as `regclass[]`,
+  so every pooled connection paid it once, 17 times in a fresh worker's first two
+  REBUILD rounds (a good part of why the first round is the slowest). They go as
+  `text[]` now, cast in SQL: none.
+- Not changed: arq's job pickup (~20-45 Redis commands a run: two worker processes race
+  for each job, the loser's WATCH/EXISTS/ZSCORE wasted) and the server's answers (the
+  request and the status polls, ~4 ms a run) are the rest of the per-run cost; the
+  readers' `SET`/`RESET enable_sort` stay (the planner, without statistics on tenant
+  columns, picks a bitmap scan and a sort for a window even with a LIMIT).
 """
 
 
