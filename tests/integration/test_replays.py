@@ -8,8 +8,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from server.service import replay
 from server.settings import Settings
 from server.startup import create_key
+from server.store.replays import PostgresReplays
 from tests.support import GraphQLClient, golden_digests, golden_events, new_tenant
 
 pytestmark = pytest.mark.anyio
@@ -163,3 +165,46 @@ async def test_a_running_replay_can_be_cancelled(gql: GraphQLClient, worker: obj
     )
     state = await settle(gql, run["replay"]["replayId"])
     assert state["status"] in ("CANCELLED", "COMPLETED")  # it may have finished first
+
+
+class _Untouched:
+    """Projections and a log a run must never reach."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the run used {name}")
+
+
+class _Quiet:
+    async def log_advanced(self, tenant_id: str, last_log_seq: int) -> None: ...
+    async def health_changed(self, tenant_id: str, position: int) -> None: ...
+    async def replay_changed(self, tenant_id: str, position: int) -> None: ...
+    async def workflow_changed(self, tenant_id: str, position: int) -> None: ...
+
+
+async def test_a_run_starts_only_while_active_and_not_cancelled(pool: asyncpg.Pool) -> None:
+    """`start` makes a queued run RUNNING in one statement; a run that has ended, or whose
+    cancel came first, is left as it is; and a worker that takes a run cancelled while no
+    worker held it (its worker died, say) ends it CANCELLED without starting it again or
+    touching a projection."""
+    replays = PostgresReplays(pool)
+    tenant = new_tenant()
+    queued = await replays.create(tenant, "ALL", "REBUILD", "start it", "tests")
+    started = await replays.start(queued.replay_id)
+    assert started is not None and started.status == "RUNNING" and started.started_at
+    ended = await replays.finish(queued.replay_id, "COMPLETED")
+    assert await replays.start(queued.replay_id) == ended  # left as it is
+    assert await replays.start("replay-none") is None
+
+    orphan = await replays.create(new_tenant(), "ALL", "REBUILD", "cancelled while orphaned", "t")
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE dg_replays SET status = 'RUNNING', cancel_requested = true, "
+            "started_at = now() - interval '1 hour' WHERE replay_id = $1",
+            orphan.replay_id,
+        )
+    before = await replays.get(orphan.replay_id)
+    assert before is not None
+    assert await replays.start(orphan.replay_id) == before  # not started again
+    run = await replay.run_replay(replays, _Untouched(), _Untouched(), _Quiet(), orphan.replay_id)
+    assert run is not None and run.status == "CANCELLED"
+    assert run.started_at == before.started_at and run.finished_at is not None
