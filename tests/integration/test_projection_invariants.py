@@ -23,6 +23,7 @@ from server.core.canonical_json import payload_hash, stored_payload_json
 from server.core.projector import InMemoryProjector
 from server.service import projection
 from server.service.projection import CatchUpResult
+from server.settings import Settings
 from server.store.event_log import EVENT_COLUMNS, row_to_event
 from server.store.projections import PostgresProjections
 from tests.support import (
@@ -1311,3 +1312,39 @@ async def test_a_reader_whose_setting_cannot_be_reset_never_goes_back_to_the_poo
     finally:
         for conn in taken:
             await pool.release(conn)
+
+
+async def test_a_rebuild_sends_asyncpg_no_type_to_learn(
+    gql: GraphQLClient,
+    pool: asyncpg.Pool,
+    tenant: str,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """asyncpg has codecs of its own for text[] and oid[] only and learns any other type it
+    meets with a catalog query, once per connection (~5 ms of PostgreSQL planning it): a
+    REBUILD (shadows, index builds, swap, cursors) and its workflow part, on fresh
+    connections, send none."""
+    from server.store import bulk_rebuild
+
+    await _projected_past_the_tail(gql, pool, tenant)
+    monkeypatch.setattr(bulk_rebuild, "_layouts", {})  # learnt again, on a fresh connection
+    monkeypatch.setattr(bulk_rebuild, "_indexes", {})
+    learnt: list[str] = []
+
+    async def watch(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(
+            lambda query: learnt.append(query.query) if "typeinfo" in query.query else None
+        )
+
+    fresh = await asyncpg.create_pool(
+        settings.require_database_url, min_size=1, max_size=8, init=watch
+    )
+    try:
+        store = PostgresProjections(fresh, small_table=0)
+        assert (await store.rebuild(tenant, _SPEC_PROJECTIONS, _always)).failure is None
+        assert (await store.rebuild_workflows(tenant)).failure is None
+        assert (await store.cursors(tenant))["context_graph"] == 3 * 800
+    finally:
+        await fresh.close()
+    assert learnt == []
