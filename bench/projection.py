@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import statistics
 import time
@@ -486,9 +487,12 @@ def _inherent(
     """What a REBUILD round of this design cannot do without, in core-seconds: the ceiling
     above (PostgreSQL reading the log to a client and bulk-writing the rows), the native
     pass projecting every event, and each run's request and job; and the rate it would
-    reach with all of that on every core and nothing else."""
+    reach with all of that on every core and nothing else. Nothing where the machine's
+    busy time is unknown (no /proc)."""
     total = ceiling + projecting + runs * per_run
     design = ceiling + projecting  # no cost per run at all
+    if not math.isfinite(total):
+        return {}
     return {"bound_ceiling_cpu_s": round(ceiling, 3),
             "bound_design_events_per_s": round(events / (design / CORES)),
             "bound_projection_cpu_s": round(projecting, 3),
@@ -498,7 +502,10 @@ def _inherent(
 
 def _bound(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The inherent bound of each round over its write floor, and the REBUILD's CPU over
-    the bound's (what the implementation adds to what the design needs)."""
+    the bound's (what the implementation adds to what the design needs); nothing where a
+    round has no bound."""
+    if not all("bound_events_per_s" in r for r in rounds):
+        return {}
     over = [round(r["bound_events_per_s"] / r["floor_events_per_s"], 2) for r in rounds]
     design = [round(r["bound_design_events_per_s"] / r["floor_events_per_s"], 2) for r in rounds]
     spent = [round(r["bound_rebuild_cpu_s"] / r["bound_cpu_s"], 2) for r in rounds]
@@ -659,13 +666,14 @@ def bench_projection(settings: Settings, events: int = 100_000) -> dict[str, Any
                   f"{bulk[f'{kind}_multiples']} x the write floor; REBUILD "
                   f"{bulk[f'{kind}_shares']}% of it", flush=True)  # fmt: skip
         bound = _bound(rounds)
-        print(
-            f"  inherent bound (ceiling {bound['bound_ceiling_cpu_s']} + projection "
-            f"{bound['bound_projection_cpu_s']} core-s + {bound['bound_job_cpu_ms_per_run']} "
-            f"ms a run): {bound['bound_events_per_s']} ev/s, {bound['bound_multiples']} x the "
-            f"write floor; REBUILD spent {bound['bound_cpu_over']} x its CPU",
-            flush=True,
-        )
+        if bound:
+            print(
+                f"  inherent bound (ceiling {bound['bound_ceiling_cpu_s']} + projection "
+                f"{bound['bound_projection_cpu_s']} core-s + {bound['bound_job_cpu_ms_per_run']} "
+                f"ms a run): {bound['bound_events_per_s']} ev/s, {bound['bound_multiples']} x "
+                f"the write floor; REBUILD spent {bound['bound_cpu_over']} x its CPU",
+                flush=True,
+            )
         latency = asyncio.run(queryable_latency(url, token, probes=100, writers=4))
         print(
             f"  ingest -> queryable: p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms",
