@@ -137,10 +137,14 @@ async def _ship_log(conn: asyncpg.Connection, tenant: str) -> None:
     async def drop(_: bytes) -> None:
         pass
 
-    end = await log_end(conn, tenant)
-    for low in range(0, end, CHUNK):
-        query = copy_window(tenant, low, min(low + CHUNK, end))
+    for query in await _log_windows(conn, tenant):
         await conn.copy_from_query(query, output=drop, format="binary")
+
+
+async def _log_windows(conn: asyncpg.Connection, tenant: str) -> list[str]:
+    """The COPY queries a REBUILD reads the tenant's log with, CHUNK events each."""
+    end = await log_end(conn, tenant)
+    return [copy_window(tenant, low, min(low + CHUNK, end)) for low in range(0, end, CHUNK)]
 
 
 _PARENT_INDEXES: Final = (
@@ -231,11 +235,7 @@ async def projection_cpu(dsn: str, tenants: list[str]) -> float:
     try:
         logs = []
         for tenant in tenants:
-            end = await log_end(conn, tenant)
-            windows = [
-                await _copy_out(conn, copy_window(tenant, low, min(low + CHUNK, end)))
-                for low in range(0, end, CHUNK)
-            ]
+            windows = [await _copy_out(conn, q) for q in await _log_windows(conn, tenant)]
             logs.append((tenant, windows))
     finally:
         await conn.close()

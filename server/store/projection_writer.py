@@ -337,8 +337,7 @@ async def reset(conn: asyncpg.Connection, scope: str, projections: Sequence[str]
 async def restart_at(conn: asyncpg.Connection, scope: str, cursors: Mapping[str, int]) -> None:
     """Projections whose rows were replaced whole (a reset, a swapped-in rebuild): their
     failures and cached digests are forgotten and their cursors set."""
-    names = sorted(cursors)
-    await conn.execute(_RESTART_AT, scope, names, [str(cursors[name]) for name in names])
+    await conn.execute(_RESTART_AT, *_cursor_arguments(scope, cursors))
 
 
 async def lock_projections(
@@ -379,6 +378,12 @@ async def save_cursors(
 ) -> None:
     """A batch's cursors and, with `resolve`, the open failures they have passed marked
     resolved: one round trip."""
-    names = sorted(cursors)
     statement = _SAVE_CURSORS_RESOLVING if resolve else _SAVE_CURSORS
-    await conn.execute(statement, scope, names, [str(cursors[name]) for name in names])
+    await conn.execute(statement, *_cursor_arguments(scope, cursors))
+
+
+def _cursor_arguments(scope: str, cursors: Mapping[str, int]) -> tuple[str, list[str], list[str]]:
+    """$1-$3 of _SAVE_CURSORS and the statements built on it: the projections in name
+    order and their positions as text (see _SAVE_CURSORS)."""
+    names = sorted(cursors)
+    return scope, names, [str(cursors[name]) for name in names]
