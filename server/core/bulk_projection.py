@@ -224,24 +224,25 @@ def _unique_edges(edges: list[EdgeRow]) -> list[EdgeRow]:
     return unique
 
 
-# Sorted, joined C3 fragments of COPY tuples of node rows (False) or edge rows (True),
-# scope first: native_projection.graph_fragments, handed in (it imports this module).
-GraphFragments = Callable[[bytes, bool], bytes]
+# Hashes the sorted, joined C3 fragments of COPY tuples (in parts) of node rows (False) or
+# edge rows (True), scope first, into a writer; the rows: native_projection.digest_graph,
+# handed in (it imports this module).
+GraphDigest = Callable[[DigestWriter, list[bytes], bool], int]
 
 
 class ScratchDigests:
     """The digests of streamed rows, kept in memory: a VERIFY of a small log needs no
     scratch tables. Python orders strings by code point, which is the byte order of their
     UTF-8 and so the `COLLATE "C"` order of the stored digests. The graph's rows may come
-    as COPY tuples (the native pass's), digested by `graph_fragments`."""
+    as COPY tuples (the native pass's), digested by `graph_digest`."""
 
-    def __init__(self, graph_fragments: GraphFragments | None = None) -> None:
+    def __init__(self, graph_digest: GraphDigest | None = None) -> None:
         self._nodes: list[NodeRow] = []
         self._edges: list[EdgeRow] = []
         self._summaries: list[SummaryRow] = []
         self._precedents: list[PrecedentRow] = []
         self._copied: dict[bool, list[bytes]] = {False: [], True: []}  # edges? -> tuples
-        self._graph_fragments = graph_fragments
+        self._graph_digest = graph_digest
 
     def add(self, rows: BulkRows | BulkRecords) -> None:
         if isinstance(rows, BulkRecords):
@@ -258,9 +259,9 @@ class ScratchDigests:
     def _graph(self, writer: DigestWriter, edges: bool) -> None:
         rows, key = (self._edges, "edge_id") if edges else (self._nodes, "node_id")
         if any(self._copied[edges]):
-            assert self._graph_fragments is not None
+            assert self._graph_digest is not None
             assert not rows, "one kind of rows a run"
-            writer.joined(self._graph_fragments(b"".join(self._copied[edges]), edges))
+            self._graph_digest(writer, self._copied[edges], edges)
             return
         rows.sort(key=attrgetter(key))
         writer.rows(rows)

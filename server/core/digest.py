@@ -9,7 +9,7 @@ UTF-8 byte order equals code-point order, so a `COLLATE "C"` ORDER BY gives Pyth
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, cast
 
@@ -62,6 +62,16 @@ class DigestWriter:
                 self._hash.update(b",")
             self._hash.update(text)
             self._first = False
+
+    def streamed(self, write: Callable[[Callable[[memoryview], object], bool], int]) -> int:
+        """Elements joined by commas that `write(update, comma)` hashes itself through
+        `update`, after a comma if `comma` (elements came before): the native pass's graph
+        fragments, with no text in between. What `write` returns: the elements it wrote
+        (none: 0 or less)."""
+        count = write(self._hash.update, not self._first)
+        if count > 0:
+            self._first = False
+        return count
 
     def rows(self, rows: Sequence[Value]) -> None:
         """Rows (of one type) as elements, each as its C3 fragment, a few hundred at a

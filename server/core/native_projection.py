@@ -11,10 +11,11 @@ and messages). Its state, the same as BulkProjector's, lives in Python container
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
 from server.core.bulk_projection import BulkRecords, CopyRows, advance
+from server.core.digest import DigestWriter
 from server.core.projection_batch import PROJECTIONS
 
 try:
@@ -62,9 +63,19 @@ def graph_fragments(copy: bytes, edges: bool, scoped: bool = True) -> tuple[byte
     return text, count
 
 
-def scoped_graph_fragments(copy: bytes, edges: bool) -> bytes:
-    """graph_fragments of the pass's own COPY tuples (ScratchDigests takes this)."""
-    return graph_fragments(copy, edges)[0]
+def digest_graph(
+    writer: DigestWriter, parts: Sequence[bytes], edges: bool, scoped: bool = True, limit: int = -1
+) -> int:
+    """graph_fragments of the tuples of all `parts`, hashed into `writer` as elements while
+    they are written (64 kB at a time: the text of 10,000 edges, ~2.5 MB, is never made
+    whole, nor the parts joined); how many rows. With `limit` (>= 0), more rows than that
+    hash nothing and give -1."""
+    assert _native is not None
+
+    def write(update: Callable[[memoryview], object], comma: bool) -> int:
+        return int(_native.graph_digest(parts, edges, scoped, update, comma, limit))
+
+    return writer.streamed(write)
 
 
 class Unsupported(Exception):

@@ -127,11 +127,8 @@ async def _sorted_here(
             parts.append(part)
 
         await conn.copy_from_query(query, output=keep, format="binary")
-        text, count = native_projection.graph_fragments(b"".join(parts), row is EdgeRow, False)
-        if count > _SORT_HERE:
-            return False
-        writer.joined(text)
-        return True
+        edges = row is EdgeRow
+        return native_projection.digest_graph(writer, parts, edges, False, _SORT_HERE) >= 0
     records = await conn.fetch(query)
     if len(records) > _SORT_HERE:
         return False

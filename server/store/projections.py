@@ -231,7 +231,7 @@ class PostgresProjections:
         projector: bulk.Projector,
     ) -> BulkOutcome:
         if projector.end <= self._verify_in_memory:
-            scratch = ScratchDigests(native.scoped_graph_fragments)
+            scratch = ScratchDigests(native.digest_graph)
 
             async def keep(rows: bulk.Chunk) -> None:
                 scratch.add(rows)

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from server.core import native_projection
 from server.core.bulk_projection import BulkProjector, BulkRecords, BulkRows, CopyRows
 from server.core.canonical_json import payload_hash, stored_payload_json
+from server.core.digest import DigestWriter
 from server.core.errors import DecisionGraphError
 from server.core.event_types import REQUIRED_KEYS
 from server.core.graph import EdgeRow, NodeRow
@@ -405,3 +406,46 @@ def test_graph_fragments_are_the_digest_fragments_in_id_order(
         expected = ",".join(row(*record).fragment() for record in sorted(records))
         assert count == len(records)
         assert text.decode("ascii") == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(ANY_TEXT, ANY_TEXT, ANY_TEXT, ANY_TEXT, ANY_TEXT, st.integers(0, 2**62),
+                       ANY_TEXT), unique_by=lambda r: r[0], max_size=8),
+    st.sampled_from([None, "scope-1"]),
+    st.lists(st.integers(0, 8), max_size=3),
+    st.booleans(),
+)  # fmt: skip
+def test_a_streamed_graph_digest_hashes_what_the_rows_hash(
+    records: list[tuple[Any, ...]], scope: str | None, cuts: list[int], after: bool
+) -> None:
+    """digest_graph hashes the fragments graph_fragments writes, from tuples in any number
+    of parts, after a comma only where an element came before: the same digest as the
+    rows' own fragments (DigestWriter.rows, the definition)."""
+    tuples = [_graph_copy([record], scope, 5) for record in records]
+    bounds = sorted({min(cut, len(tuples)) for cut in cuts} | {0, len(tuples)})
+    parts = [b"".join(tuples[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+    streamed, expected = DigestWriter(), DigestWriter()
+    for writer in (streamed, expected):
+        writer.text("[")
+        if after:
+            writer.element('{"earlier":1}')
+    count = native_projection.digest_graph(streamed, parts, True, scope is not None)
+    expected.rows([EdgeRow(*record) for record in sorted(records)])
+    assert count == len(records)
+    assert streamed.hexdigest() == expected.hexdigest()
+
+
+def test_a_streamed_graph_digest_of_many_rows_flushes_in_pieces_and_keeps_its_limit() -> None:
+    """Thousands of rows (the text far beyond one 64 kB flush) in reverse id order hash
+    like their sorted fragments; over a limit, nothing is hashed and the answer is -1."""
+    records = [(f"node:{n:06d}", "input", f"trace-{n % 7}", n, "2026-11-21T10:00:00Z")
+               for n in reversed(range(3000))]  # fmt: skip
+    data = _graph_copy(records, "scope-1", 3)
+    streamed, expected = DigestWriter(), DigestWriter()
+    assert native_projection.digest_graph(streamed, [data], False) == 3000
+    expected.rows([NodeRow(*record) for record in sorted(records)])
+    assert streamed.hexdigest() == expected.hexdigest()
+    untouched = DigestWriter()
+    assert native_projection.digest_graph(untouched, [data], False, limit=2999) == -1
+    assert untouched.hexdigest() == DigestWriter().hexdigest()
