@@ -457,6 +457,52 @@ whole machine spends (/proc/stat, every process), per round:
   request and the status polls, ~4 ms a run) are the rest of the per-run cost; the
   readers' `SET`/`RESET enable_sort` stay (the planner, without statistics on tenant
   columns, picks a bitmap scan and a sort for a window even with a LIMIT).
+Eleventh session (2026-12-07, the same 2-core AMD EPYC host, noisier than the day before:
+the same ten 10,000-event REBUILDs used 91-182 ms of CPU a run from one minute to the
+next). What a REBUILD spends, looked at once more from every side:
+
+- Per process, through the job path (`serve`, `worker --processes 2`, ten runs requested
+  at once, CPU from /proc per process): PostgreSQL 55-70 ms a 10,000-event run, the two
+  workers 23-36, the server 5-8 (the request and the bench's status polls), Redis 1-2:
+  ~95 ms, 9.5 core-us an event. Twice the write floor (104-120k events/s on one core,
+  8.3-9.6 us an event) asks the whole REBUILD to spend, per event, no more CPU than
+  PostgreSQL alone spends inserting its rows on one core.
+- PostgreSQL's part by statement (`log_statement_stats`, ten runs): reading the log 12 ms
+  a run; the edges 25 (COPY 9.2, the two endpoint indexes 9.5, the primary key 5.6); the
+  nodes 7.2 (COPY 4.2, key 3.0); creating the two shadows 6 (a table with text columns
+  brings a TOAST table and its index: ~1.1 ms in a quiet backend, ~3 ms in a pooled one
+  whose catalog caches the other runs' DDL keeps invalidating); commits 1.8; the rest 3.
+- The log read at the server alone (`COPY ... TO '/dev/null'`, 10,000 events): the ten
+  columns the pass reads 9.3 ms, the payload and its hash 6.5, the hash alone 4-6 (the
+  heap fetch and deforming the 18 columns before it), `log_seq` alone ~1 (index only).
+  The eight small columns cost ~2.8 ms and every one is read by a projection.
+- Index builds from presorted rows (psql, 10,000 edges): the primary key 4.5 -> 3.1 ms
+  when the shadow is loaded in id order, but the `from` index, presorted in log order on
+  this log, 3.0 -> 5.3. One heap order cannot serve three indexes; not changed.
+- The projecting process (perf, in-process REBUILDs): the native pass ~40% of its CPU
+  with the CPython calls it makes, the kernel (socket I/O, page faults, switches) 25-30%,
+  asyncio and asyncpg the rest. Cyclic GC: ~1 ms a run in a worker (`gc.callbacks`).
+  Page faults: 700-840 a run in a worker, 1,100-1,700 in PostgreSQL; glibc's
+  `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` take the worker's to none, ~1 ms a
+  run, under this host's noise: not kept. One or two runs at once per worker process
+  (`REPLAYS_AT_ONCE`), interleaved twice: the same CPU and wall time a run.
+- `shared_buffers = 1GB` (with `wal_buffers` 64MB, `max_wal_size` 4GB, `checkpoint_timeout`
+  15min) on the embedded server, one projection bench: the write floor rose to 120k
+  events/s and REBUILD fell to 1.03x of it. Each swap drops the old partitions, and a
+  commit that drops relations scans the whole buffer pool outside recovery; a bigger pool
+  also keeps the floor's pages cached. The embedded server keeps PostgreSQL's defaults;
+  with a large pool, expect a REBUILD's cost per run to grow with it.
+- Changed: the graph's digests (VERIFY in memory, the live digests) now stream from C
+  into the hash 64 kB at a time instead of building the whole text (ADR 0017, amended):
+  7.9 -> 4.0 ms for a 10,000-event tenant. VERIFY in the recorded run: 240.6k events/s,
+  102% of the raw read, 1.26-1.94x the REBUILD round before it (median 1.46x; 1.22x
+  in the last recorded run).
+- The recorded run (00:08): REBUILD 1.08-1.58x the floor of its round (median 1.5x), its
+  bound 1.83-2.32x (median 1.9x), two rounds spending 1.68 and 1.87 times their bound's
+  CPU. A projection-only run at 00:39: 1.22-1.35x (median 1.31x), bound 1.88-1.98x, each
+  round 1.34-1.48 times its bound's CPU; the session's first run, before any change,
+  1.32-1.72x (median 1.51x). Nothing found this session moves the bound by more than
+  this host's noise: twice the floor stays at the bound on this host.
 """
 
 
