@@ -8,6 +8,7 @@ Python). On ordinary logs it must answer, or it would be dead weight.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import struct
@@ -424,7 +425,7 @@ def test_a_streamed_graph_digest_hashes_what_the_rows_hash(
     rows' own fragments (DigestWriter.rows, the definition)."""
     tuples = [_graph_copy([record], scope, 5) for record in records]
     bounds = sorted({min(cut, len(tuples)) for cut in cuts} | {0, len(tuples)})
-    parts = [b"".join(tuples[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+    parts = [b"".join(tuples[a:b]) for a, b in itertools.pairwise(bounds)]
     streamed, expected = DigestWriter(), DigestWriter()
     for writer in (streamed, expected):
         writer.text("[")
