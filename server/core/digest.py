@@ -54,15 +54,6 @@ class DigestWriter:
             self._hash.update((text if self._first else "," + text).encode("ascii"))
             self._first = False
 
-    def joined(self, text: bytes) -> None:
-        """Elements already joined by commas (ASCII C3 fragments, as the native pass
-        writes them)."""
-        if text:
-            if not self._first:
-                self._hash.update(b",")
-            self._hash.update(text)
-            self._first = False
-
     def streamed(self, write: Callable[[Callable[[memoryview], object], bool], int]) -> int:
         """Elements joined by commas that `write(update, comma)` hashes itself through
         `update`, after a comma if `comma` (elements came before): the native pass's graph
