@@ -516,14 +516,22 @@ next). What a REBUILD spends, looked at once more from every side:
   pool to a dozen connections, each a new PostgreSQL backend whose catalog caches its
   first DDL fills. The bench now runs one unmeasured REBUILD and VERIFY of every tenant
   before the rounds, as a worker that has been running would be.
-- The recorded run (00:39, a full `make bench`, with both changes; the host ran at about
-  half the speed of the day before: raw COPY 51.6k rows/s, the write floor 84k events/s):
-  REBUILD 1.47-1.58x the floor of its round (median **1.52x**, the tightest spread
-  recorded; 1.08-1.58 in the 00:08 run), 72.4% of the raw read; its bound 1.78-2.51x
-  (median 1.99x), the REBUILD spending 1.15-1.53 times its CPU. VERIFY 1.05-1.55x the
-  REBUILD round before it. The lone 200,000-event tenant 1.51-1.55x.
+- A full `make bench` at 00:39 with both changes (the host at about half the speed of the
+  day before: raw COPY 51.6k rows/s, the write floor 84k events/s): REBUILD 1.47-1.58x
+  the floor of its round (median 1.52x, the tightest spread recorded), its bound
+  1.78-2.51x (median 1.99x), the REBUILD spending 1.15-1.53 times its CPU.
+- Windows of 5,000 events instead of 2,000 (`bulk_rebuild.CHUNK`): each window is a COPY
+  whose bounds are spelled out, so PostgreSQL plans it anew, 0.5-0.8 ms against ~1.1 ms
+  of executing a 2,000-event window (EXPLAIN ANALYZE; the log has six indexes to weigh).
+  In-process REBUILDs of 10,000-event tenants, two at a time, 15 interleaved pairs: -3 ms
+  a run in the median pair (11 of 15 lower), medians 104.2 -> 94.9 ms of CPU.
+- The recorded run (01:16, a full `make bench` with all of the above; the host slow
+  again: the write floor 92k events/s): REBUILD 1.26-1.73x the floor of its round
+  (median **1.42x**), 68.4% of the raw read; its bound 1.43-2.16x (median 1.94x), the
+  REBUILD spending 1.1-1.53 times its CPU. VERIFY 1.2-1.67x the REBUILD round before
+  it (median 1.22x). The lone 200,000-event tenant 1.4-1.84x (median 1.74x).
 - Nothing found this session moves the bound by more than this host's noise: twice the
-  write floor stays at the bound on this host, and the REBUILD reaches 75-80% of it.
+  write floor stays at the bound on this host, and the REBUILD reaches 70-80% of it.
 """
 
 
