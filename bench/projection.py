@@ -110,8 +110,7 @@ async def write_floor(dsn: str, tenants: list[str], events: int) -> float:
         # would be visited by the next run's uniqueness checks (each run was ~10% slower
         # than the one before it until this VACUUM), and autovacuum would otherwise clean
         # them up during whatever the bench measures next.
-        partitions = [partition_name(t, scope) for scope in scopes for t, _ in _FLOOR_COPIES]
-        await conn.execute(f"VACUUM {', '.join(partitions)}")
+        await _vacuum(conn, scopes)
         return events / seconds
     finally:
         await conn.close()
@@ -131,6 +130,13 @@ class _Rollback(Exception):
     pass
 
 
+async def _vacuum(conn: asyncpg.Connection, scopes: list[str], options: str = "") -> None:
+    """VACUUM (with `options`) the partitions of these scopes in the tables a REBUILD
+    writes."""
+    partitions = [partition_name(t, scope) for scope in scopes for t, _ in _FLOOR_COPIES]
+    await conn.execute(f"VACUUM {options}{', '.join(partitions)}")
+
+
 async def settle(dsn: str, tenants: list[str] | None = None) -> None:
     """Outside the clock, what autovacuum would do to these tenants' projection partitions
     (None: to the whole database) a minute later, done now: VACUUM and ANALYZE. A REBUILD
@@ -144,8 +150,7 @@ async def settle(dsn: str, tenants: list[str] | None = None) -> None:
         if tenants is None:
             await conn.execute("VACUUM (ANALYZE)")
             return
-        partitions = [partition_name(t, tenant) for tenant in tenants for t, _ in _FLOOR_COPIES]
-        await conn.execute(f"VACUUM (ANALYZE) {', '.join(partitions)}")
+        await _vacuum(conn, tenants, "(ANALYZE) ")
     finally:
         await conn.close()
 
@@ -237,10 +242,7 @@ async def bulk_floor(
         seconds, busy = time.perf_counter() - started, busy_core_seconds() - busy
         for transaction in transactions:
             await transaction.rollback()
-        partitions = [
-            partition_name(t, f"floor-{tenant}") for tenant in tenants for t, _ in _FLOOR_COPIES
-        ]
-        await first.execute(f"VACUUM {', '.join(partitions)}")  # as write_floor does
+        await _vacuum(first, [f"floor-{tenant}" for tenant in tenants])  # as write_floor does
         return events / seconds, busy
     finally:
         for conn in conns:
