@@ -598,13 +598,12 @@ def _verify(projection: dict[str, Any]) -> list[str]:
 
 LIVE_NOTES = """
 On 2026-12-07 the host was about half as fast as the day before (the write floor, the raw
-read and the live path alike), and the 1000-subscriber row's p99 rose to ~200 ms (p50
-60-80 ms): one server process renders each event once but writes it to a thousand
-sockets, on one core. The same bench on the commit before that day's changes gave the
-same (p99 198.9 ms against 202.0 ms, runs 162-265 ms), so it is this host, not a
-regression; the target is met on the hosts of the earlier runs (p99 50.9-73 ms) and not
-on this one. Several server processes (`serve --workers N`) would spread the sockets
-over the cores; not measured for subscriptions here.
+read and the live path alike), and the 1000-subscriber row's p99 rose to 160-200 ms (p50
+60-85 ms): the two server processes render each event once but write it to a thousand
+sockets, on the same two cores as the bench's thousand clients. The same bench on the
+commit before that day's changes gave the same (p99 198.9 ms against 202.0 ms, runs
+162-265 ms), so it is this host, not a regression: the target is met on the hosts of the
+earlier runs (p99 50.9-73 ms) and not on this one.
 """
 
 
