@@ -17,21 +17,11 @@ from redis.asyncio import Redis
 from jobs.doorbell import Doorbell
 from jobs.worker import doorbell_for
 from server.pubsub.channels import Channels
-from server.pubsub.connection import redis_client
 from server.settings import Settings
 from tests.integration.test_replays import request, settle
 from tests.support import GraphQLClient, golden_events
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = redis_client(settings.require_redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

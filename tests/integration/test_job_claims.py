@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,19 +15,8 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 
 from jobs.worker import DecisionGraphWorker
-from server.pubsub.connection import redis_client
-from server.settings import Settings
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[ArqRedis]:
-    client = redis_client(settings.require_redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def _worker(redis: ArqRedis, queue: str, ran: list[str], max_jobs: int = 2) -> DecisionGraphWorker:
