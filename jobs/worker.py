@@ -176,7 +176,7 @@ class DecisionGraphWorker(Worker):
         poll listed them again. A queue of a few runs cost ~20 Redis round trips a run."""
         if self._claim is None:
             self._claim = self.pool.register_script(_CLAIM)
-        claim = self._claim
+        claim, hold_ms = self._claim, int(self.in_progress_timeout_s * 1000)
         for job_id_b in job_ids:
             job_id = job_id_b.decode()
             if job_id in self.tasks:
@@ -186,7 +186,6 @@ class DecisionGraphWorker(Worker):
                 self.sem.release()
                 return
             self.job_counter += 1
-            hold_ms = int(self.in_progress_timeout_s * 1000)
             keys = [in_progress_key_prefix + job_id, self.queue_name]
             score = await claim(keys=keys, args=[job_id, timestamp_ms(), hold_ms])
             if score is None:

@@ -97,8 +97,12 @@ def _carries_operation(scope: Scope) -> bool:
     return method == "GET" and b"query=" in scope.get("query_string", b"")
 
 
-async def context_getter(state: State, headers: Headers, scope: Scope) -> DGContext:
-    """One getter for HTTP and websockets: both offer `state`, `headers` and `scope`."""
+async def context_getter(
+    state: State, headers: Headers, scope: Scope, root_value: None
+) -> DGContext:
+    """One getter for HTTP and websockets: both offer `state`, `headers` and `scope`.
+    `root_value` carries nothing: it puts this getter one depth after it (see
+    GraphQLController.dependencies)."""
     connection_state = scope.get("state", {})
     return DGContext(
         services=state.services,
@@ -239,7 +243,6 @@ async def _spend(context: DGContext, scope: Budget, sub_response: Any) -> Execut
 _Base: Any = make_graphql_controller(
     schema,
     path=GRAPHQL_PATH,
-    context_getter=context_getter,
     graphql_ide="graphiql",
     allow_queries_via_get=True,
     keep_alive=True,
@@ -276,12 +279,6 @@ async def _root_value(response: Response[Any]) -> None:
     return None
 
 
-async def _context_after_root(
-    state: State, headers: Headers, scope: Scope, root_value: None
-) -> DGContext:
-    return await context_getter(state, headers, scope)
-
-
 class GraphQLController(_Base):  # type: ignore[misc]
     # Our GraphiQL page: its assets come from this server, never from a CDN (graphql/ide.py).
     graphql_ide_html = PAGE
@@ -294,7 +291,7 @@ class GraphQLController(_Base):  # type: ignore[misc]
         **_Base.dependencies,
         "response": Provide(_response_getter, sync_to_thread=False),
         "root_value": Provide(_root_value),
-        "custom_context": Provide(_context_after_root),
+        "custom_context": Provide(context_getter),
     }
 
     async def execute_single(
